@@ -1,0 +1,158 @@
+"""Every table's schema, in one place.
+
+Raw tables follow the papers' logs: Taocode share records, purchases, browses (DIPN's browse
+view), touches (DIPN's touch view), items with price index, users. ``RAW_PARTITIONS`` says which
+column each raw table is partitioned by in the lake.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import types as T
+
+
+class SchemaMismatchError(ValueError):
+    """Data does not have the schema its table expects; the message names the column."""
+
+
+SHARES = T.StructType(
+    [
+        T.StructField("sender_id", T.LongType(), False),
+        T.StructField("receiver_id", T.LongType(), False),
+        T.StructField("item_id", T.LongType(), False),
+        T.StructField("ts", T.TimestampType(), False),
+    ]
+)
+
+PURCHASES = T.StructType(
+    [
+        T.StructField("user_id", T.LongType(), False),
+        T.StructField("item_id", T.LongType(), False),
+        T.StructField("ts", T.TimestampType(), False),
+        T.StructField("amount", T.DoubleType(), False),
+    ]
+)
+
+BROWSE_ACTIONS = ("view", "click", "favorite", "cart", "search")
+BROWSE_PAGES = ("home", "search", "item", "shop", "cart", "share")
+
+BROWSES = T.StructType(
+    [
+        T.StructField("user_id", T.LongType(), False),
+        T.StructField("item_id", T.LongType(), False),
+        T.StructField("ts", T.TimestampType(), False),
+        T.StructField("action", T.StringType(), False),
+        T.StructField("page", T.StringType(), True),
+        T.StructField("stay_s", T.DoubleType(), True),
+    ]
+)
+
+TOUCH_EVENTS = ("tap", "swipe", "scroll", "long_press", "zoom")
+
+TOUCHES = T.StructType(
+    [
+        T.StructField("user_id", T.LongType(), False),
+        T.StructField("item_id", T.LongType(), False),
+        T.StructField("ts", T.TimestampType(), False),
+        T.StructField("session_id", T.LongType(), False),
+        T.StructField("event", T.StringType(), False),
+        T.StructField("page", T.StringType(), True),
+    ]
+)
+
+ITEMS = T.StructType(
+    [
+        T.StructField("item_id", T.LongType(), False),
+        T.StructField("top_category", T.IntegerType(), False),
+        T.StructField("leaf_category", T.IntegerType(), False),
+        T.StructField("price", T.DoubleType(), False),
+        T.StructField("price_index", T.DoubleType(), False),
+    ]
+)
+
+USERS = T.StructType(
+    [
+        T.StructField("user_id", T.LongType(), False),
+        T.StructField("age_band", T.IntegerType(), True),
+        T.StructField("city_level", T.IntegerType(), True),
+        T.StructField("consumption_tier", T.IntegerType(), True),
+        T.StructField("registered_ts", T.TimestampType(), True),
+    ]
+)
+
+RAW = {
+    "shares": SHARES,
+    "purchases": PURCHASES,
+    "browses": BROWSES,
+    "touches": TOUCHES,
+    "items": ITEMS,
+    "users": USERS,
+}
+
+# Columns that must be non-null for a row to be accepted (keys and times).
+RAW_KEYS = {
+    "shares": ("sender_id", "receiver_id", "item_id", "ts"),
+    "purchases": ("user_id", "item_id", "ts", "amount"),
+    "browses": ("user_id", "item_id", "ts", "action"),
+    "touches": ("user_id", "item_id", "ts", "session_id", "event"),
+    "items": ("item_id", "top_category", "leaf_category", "price", "price_index"),
+    "users": ("user_id",),
+}
+
+# Time-bucketed tables are partitioned by the Monday of the record's week.
+RAW_PARTITIONS = {
+    "shares": ["week_start"],
+    "purchases": ["week_start"],
+    "browses": ["week_start"],
+    "touches": ["week_start"],
+}
+
+QUARANTINE = T.StructType(
+    [
+        T.StructField("batch_id", T.StringType(), False),
+        T.StructField("source_file", T.StringType(), True),
+        T.StructField("row_number", T.LongType(), True),
+        T.StructField("raw", T.StringType(), True),
+        T.StructField("reason", T.StringType(), False),
+        T.StructField("ingested_at", T.TimestampType(), False),
+    ]
+)
+
+TRUTH = T.StructType(
+    [
+        T.StructField("effect", T.StringType(), False),
+        T.StructField("enabled", T.BooleanType(), False),
+        T.StructField("parameter", T.StringType(), False),
+        T.StructField("value", T.DoubleType(), True),
+        T.StructField("description", T.StringType(), True),
+    ]
+)
+
+
+def with_partitions(table: str, schema: T.StructType) -> T.StructType:
+    """The stored schema of a raw table: its columns plus its partition columns."""
+    fields = list(schema.fields)
+    for col in RAW_PARTITIONS.get(table, []):
+        fields.append(T.StructField(col, T.DateType(), False))
+    return T.StructType(fields)
+
+
+def check_schema(actual: T.StructType, expected: T.StructType, where: str) -> None:
+    """Raise SchemaMismatchError naming the first column whose name or type differs.
+
+    Nullability is not compared: Parquet files written by Spark mark every column nullable.
+    """
+    got = {f.name: f.dataType for f in actual.fields}
+    want = {f.name: f.dataType for f in expected.fields}
+    for name, dtype in want.items():
+        if name not in got:
+            raise SchemaMismatchError(
+                f"{where}: column {name!r} is missing (expected {dtype.simpleString()})"
+            )
+        if got[name] != dtype:
+            raise SchemaMismatchError(
+                f"{where}: column {name!r} has type {got[name].simpleString()}, "
+                f"expected {dtype.simpleString()}"
+            )
+    extra = [name for name in got if name not in want]
+    if extra:
+        raise SchemaMismatchError(f"{where}: unexpected column {extra[0]!r}")
