@@ -64,10 +64,11 @@ def _import_all() -> None:
 
     import models
     import models.baselines
+    import models.tasks
 
-    for pkg in (models, models.baselines):
+    for pkg in (models, models.baselines, models.tasks):
         for info in pkgutil.iter_modules(pkg.__path__):
-            if info.name in {"train", "evaluate", "base"}:
+            if info.name in {"train", "evaluate", "base", "lakeio"}:
                 continue
             importlib.import_module(f"{pkg.__name__}.{info.name}")
 

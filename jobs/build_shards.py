@@ -1,0 +1,44 @@
+"""Build the training shards of one task into ``shards/<task>``.
+
+    python -m jobs.build_shards --lake LAKE --task infnet [--run-id ID] [task options]
+    spark-submit --properties-file spark-defaults.conf jobs/build_shards.py --lake LAKE --task ndm
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from pipeline import shards
+
+    shards.load_all()
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--task", choices=sorted(shards.BUILDERS))
+    known, _ = pre.parse_known_args(argv)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lake", required=True, help="lake root folder")
+    parser.add_argument("--task", required=True, choices=sorted(shards.BUILDERS))
+    parser.add_argument("--run-id", default=None, help="idempotency key (default: derived)")
+    parser.add_argument("--master", default=None, help="Spark master (default: spark-defaults)")
+    if known.task in shards.ARGUMENTS:
+        shards.ARGUMENTS[known.task](parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from pipeline import shards
+    from pipeline.lake import Lake
+    from pipeline.session import get_spark
+
+    spark = get_spark(f"sharecast-build-shards-{args.task}", master=args.master)
+    summary = shards.BUILDERS[args.task](spark, Lake(args.lake), args)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
