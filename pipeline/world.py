@@ -1,0 +1,878 @@
+"""The synthetic Taocode world: users, items, share cascades, purchases, browses and touches
+with planted, switchable effects whose true strengths are recorded in ``truth/world``.
+
+No public Taocode data exists, so every statistic and model is first tested here. Everything is
+generated on the executors: each random draw is a hash of (seed, salt, the row's identity), so a
+seed gives the same tables whatever the partitioning, and nothing loops over users or records on
+the driver. The only driver-side loop is over the fixed number of cascade hops.
+
+The world, in order of generation:
+
+* **Users** live in communities of ``community_size``; position ``pos`` inside a community sets
+  how often they are picked as receivers (low positions are popular) and their consumption tier
+  ``1 + pos % 5``. Sending activity is Pareto; a ``hub_fraction`` of users are hubs whose
+  activity is multiplied by ``hub_boost`` and who share to more receivers.
+* **Items** have a price tier ``1 + id % 5`` and a popularity rank ``id // 5`` inside it; price is
+  log-normal around the tier's level; the price index is ``PI = 1 - 1 / (1 + (price/60)^0.8)``,
+  monotone and non-linear, in (0, 1). Appeal (a latent purchase propensity) decays with rank.
+  Top and leaf categories are hashed. Every ``rising_every``-th item (offset 137) is a rising
+  star when E5 is on.
+* **Browses** are organic: a user views an item (Zipf over ranks); the browse converts with
+  probability ``sigmoid(base_logit + appeal)``, the *browse model*. Seeds of cascades are browses
+  too: a user who browsed (and maybe bought) an item shares it.
+* **Cascades**: each seed sender shares with ~``fanout`` receivers, mostly in their community;
+  each record (the time the receiver opens the Taocode) converts with the *share model*, and its
+  receiver re-shares with a probability that is higher if they bought. ``hops`` rounds.
+* **Share model**, the logit of a purchase within ``buy_delay`` after a record::
+
+      base_logit + appeal
+        + E1 * (e1_lift + e1_pi_slope * PI)                 receiving a share, more for dear items
+        + E2 * e2_gap * (activity_sender - activity_receiver)    degree gap (log activity)
+        + E3 * e3_close * log1p(earlier buyers of the item in the receiver's community)
+        + E4 * (e4_received * sender_received + e4_bought * sender_bought)     2-hop
+        + E6 * e6_hub * sender_is_hub
+
+  With an effect off its term is zero. With E1 off a share converts exactly like a browse.
+  E3 and E4's ``sender_bought`` term are observationally entangled: a sender who bought is one
+  of the receiver's neighbours who bought earlier; test E3's absence with E4 off too.
+* **E5** rising stars: before the surge their seeds come in bursts in two of weeks 1-4 (the
+  weekly diffusion scale fluctuates) and hubs pick them ``e5_hub_pick`` more often; after week 4
+  an outside demand surge adds organic purchases so that each one's sales in weeks 5-6 exceed
+  its top category's best other item.
+* **E6** hubs pick items from the top of the popularity ranks (high appeal) and their receivers
+  convert more (``e6_hub``). Off: hubs pick items like everyone else.
+* **E7** receivers are chosen from the sender's consumption tier (``e7_same_tier``) and seeds
+  pick items of the sender's price tier, so receivers buy in their neighbours' tiers: spending
+  drifts toward the share neighbours'.
+* **E8** touch sessions before a browse carry the intent of what follows: sessions followed by a
+  purchase within 1 hour are long and rich in zoom / long-press / cart events, within 1 day
+  moderately so. Off: sessions look the same whatever follows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import asdict, dataclass, field
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from pipeline import schemas
+
+EFFECTS = ("E1", "E2", "E3", "E4", "E5", "E6", "E7", "E8")
+
+_TWO53 = float(2**53)
+_RISING_OFFSET = 137
+
+
+@dataclass
+class WorldConfig:
+    """Size, seed, effects and the true strengths of the planted mechanisms.
+
+    Args:
+        share_records: target number of share records (the result is within a few percent).
+        seed: everything is a deterministic function of it.
+        weeks: length of the world in weeks, starting on ``start`` (a Monday).
+        effects: the planted effects switched on (subset of ``EFFECTS``).
+    """
+
+    share_records: int = 200_000
+    seed: int = 7
+    weeks: int = 12
+    start: dt.date = dt.date(2026, 1, 5)
+    effects: frozenset[str] = field(default_factory=lambda: frozenset(EFFECTS))
+    # population
+    users_per_record: float = 0.3
+    items_per_record: float = 0.004
+    min_items: int = 500
+    community_size: int = 40
+    top_categories: int = 10
+    leaves_per_top: int = 8
+    hub_fraction: float = 0.01
+    hub_boost: float = 40.0
+    pareto_alpha: float = 1.6
+    # cascades
+    hops: int = 3
+    fanout: float = 2.0
+    hub_fanout: float = 6.0
+    in_community: float = 0.85
+    reshare: float = 0.18
+    reshare_bought: float = 0.45
+    reshare_delay_days: float = 4.0
+    item_zipf: float = 2.2
+    browses_per_record: float = 0.5
+    touch_session_rate: float = 0.3
+    buy_delay_hours: float = 8.0
+    seed_bought: float = 0.3
+    # conversion model
+    base_logit: float = -3.0
+    appeal_scale: float = 1.0
+    e1_lift: float = 0.35
+    e1_pi_slope: float = 1.2
+    e2_gap: float = 0.2
+    e3_close: float = 0.6
+    e4_received: float = 0.35
+    e4_bought: float = 0.5
+    e6_hub: float = 0.4
+    e5_hub_pick: float = 0.03
+    e5_other_pick: float = 0.003
+    rising_every: int = 500
+    surge_factor: float = 1.5
+    e7_same_tier: float = 0.7
+
+    def __post_init__(self) -> None:
+        unknown = set(self.effects) - set(EFFECTS)
+        if unknown:
+            raise ValueError(f"unknown effects {sorted(unknown)}; known: {EFFECTS}")
+        if self.start.weekday() != 0:
+            raise ValueError(f"start must be a Monday, got {self.start} ({self.start:%A})")
+        if self.share_records < 100:
+            raise ValueError("share_records must be at least 100")
+        self.effects = frozenset(self.effects)
+
+    @property
+    def n_users(self) -> int:
+        n = max(self.community_size * 10, int(self.share_records * self.users_per_record))
+        return n - n % self.community_size
+
+    @property
+    def n_items(self) -> int:
+        n = max(self.min_items, int(self.share_records * self.items_per_record))
+        return n - n % 5
+
+    @property
+    def end(self) -> dt.datetime:
+        return dt.datetime.combine(self.start, dt.time()) + dt.timedelta(weeks=self.weeks)
+
+    def on(self, effect: str) -> bool:
+        return effect in self.effects
+
+    def records_per_seed(self) -> float:
+        """Expected share records per seed, for calibrating the number of seeds."""
+        mean_fanout = (1 - self.hub_fraction) * self.fanout + self.hub_fraction * self.hub_fanout
+        p_buy = 1 / (1 + math.exp(-(self.base_logit + 0.6)))
+        reshare = (1 - p_buy) * self.reshare + p_buy * self.reshare_bought
+        total, level = 0.0, mean_fanout
+        for _ in range(self.hops):
+            total += level
+            level *= reshare * self.fanout
+        # Records after the world's end are dropped; reshare delays lose some of the later hops.
+        # Calibrated on generated worlds (hub receivers re-share with the hub fan-out).
+        return total * 1.7
+
+
+def parse_effects(text: str) -> frozenset[str]:
+    """``"all"``, ``"none"`` or a comma list like ``"E1,E3"`` (``-E2`` removes from all)."""
+    text = text.strip()
+    if text.lower() == "all":
+        return frozenset(EFFECTS)
+    if text.lower() == "none":
+        return frozenset()
+    parts = [p.strip().upper() for p in text.split(",") if p.strip()]
+    if parts and all(p.startswith("-") for p in parts):
+        chosen = set(EFFECTS) - {p[1:] for p in parts}
+    else:
+        chosen = set(parts)
+    unknown = chosen - set(EFFECTS)
+    if unknown:
+        raise ValueError(f"unknown effects {sorted(unknown)}; use {', '.join(EFFECTS)}")
+    return frozenset(chosen)
+
+
+# -- randomness -------------------------------------------------------------------------------
+
+
+def uniform(seed: int, salt: str, *cols: Column | str) -> Column:
+    """A uniform draw in [0, 1): a hash of (seed, salt, cols), the same on every executor."""
+    h = F.xxhash64(F.lit(seed), F.lit(salt), *[F.col(c) if isinstance(c, str) else c for c in cols])
+    return (F.pmod(h, F.lit(2**53)) + F.lit(0.5)) / F.lit(_TWO53)
+
+
+def exponential(seed: int, salt: str, mean: float, *cols: Column | str) -> Column:
+    return -F.log(uniform(seed, salt, *cols)) * F.lit(mean)
+
+
+def normal(seed: int, salt: str, *cols: Column | str) -> Column:
+    """Box-Muller from two hashed uniforms."""
+    u1 = uniform(seed, salt + ":a", *cols)
+    u2 = uniform(seed, salt + ":b", *cols)
+    return F.sqrt(-2 * F.log(u1)) * F.cos(2 * math.pi * u2)
+
+
+def _sigmoid(x: Column) -> Column:
+    return F.lit(1.0) / (F.lit(1.0) + F.exp(-x))
+
+
+def _ts(cfg: WorldConfig, seconds: Column) -> Column:
+    start = int(dt.datetime.combine(cfg.start, dt.time(), tzinfo=dt.UTC).timestamp())
+    return F.timestamp_seconds(F.lit(start) + seconds)
+
+
+def _partitions(rows: int) -> int:
+    return max(2, min(4000, rows // 400_000 + 1))
+
+
+# -- entities ---------------------------------------------------------------------------------
+
+
+def users(spark: SparkSession, cfg: WorldConfig) -> DataFrame:
+    """All users with the generator's hidden attributes (activity, hub flag, community)."""
+    s, size = cfg.seed, cfg.community_size
+    pareto = F.pow(uniform(s, "activity", "user_id"), F.lit(-1.0 / cfg.pareto_alpha))
+    is_hub = uniform(s, "hub", "user_id") < cfg.hub_fraction
+    return (
+        spark.range(cfg.n_users, numPartitions=_partitions(cfg.n_users))
+        .withColumnRenamed("id", "user_id")
+        .withColumn("community", (F.col("user_id") / size).cast("long"))
+        .withColumn("pos", (F.col("user_id") % size).cast("int"))
+        .withColumn("is_hub", is_hub)
+        .withColumn(
+            "activity",
+            F.least(pareto, F.lit(60.0)) * F.when(is_hub, cfg.hub_boost).otherwise(1.0),
+        )
+        .withColumn("tier", (F.col("pos") % 5 + 1).cast("int"))
+        .withColumn("age_band", (uniform(s, "age", "user_id") * 7).cast("int") + 1)
+        .withColumn("city_level", (uniform(s, "city", "user_id") * 5).cast("int") + 1)
+        .withColumn(
+            "registered_ts",
+            _ts(cfg, -(uniform(s, "reg", "user_id") * 3 * 365 * 86400).cast("long")),
+        )
+    )
+
+
+def items(spark: SparkSession, cfg: WorldConfig) -> DataFrame:
+    """All items with hidden appeal, popularity rank and rising-star flag."""
+    s = cfg.seed
+    per_tier = cfg.n_items // 5
+    tier = (F.col("item_id") % 5 + 1).cast("int")
+    rank = (F.col("item_id") / 5).cast("long")
+    log_price = F.lit(2.2) + tier * 0.55 + normal(s, "price", "item_id") * 0.35
+    price = F.round(F.exp(log_price), 2)
+    rising = (F.col("item_id") % cfg.rising_every == _RISING_OFFSET) & F.lit(cfg.on("E5"))
+    top = (uniform(s, "top", "item_id") * cfg.top_categories).cast("int")
+    leaf = top * cfg.leaves_per_top + (uniform(s, "leaf", "item_id") * cfg.leaves_per_top).cast(
+        "int"
+    )
+    appeal = (
+        F.exp(-rank.cast("double") / F.lit(max(1.0, 0.05 * per_tier))) * 0.8
+        + normal(s, "appeal", "item_id") * 0.3
+    ) * cfg.appeal_scale
+    return (
+        spark.range(cfg.n_items, numPartitions=_partitions(cfg.n_items * 50))
+        .withColumnRenamed("id", "item_id")
+        .withColumn("price_tier", tier)
+        .withColumn("rank", rank)
+        .withColumn("price", price)
+        .withColumn(
+            "price_index", F.lit(1.0) - F.lit(1.0) / (F.pow(F.col("price") / 60.0, 0.8) + 1)
+        )
+        .withColumn("top_category", top)
+        .withColumn("leaf_category", leaf)
+        .withColumn("appeal", appeal)
+        .withColumn("rising", rising)
+    )
+
+
+def _pick_item(cfg: WorldConfig, salt: str, key: Column, tier: Column, concentrate: Column):
+    """Item id by Zipf over popularity ranks inside a price tier (tier in 1..5)."""
+    per_tier = cfg.n_items // 5
+    u = uniform(cfg.seed, salt, key)
+    rank = F.least((F.pow(u, concentrate) * per_tier).cast("long"), F.lit(per_tier - 1))
+    return rank * 5 + (tier - 1)
+
+
+def _pick_rising(cfg: WorldConfig, salt: str, key: Column) -> Column:
+    n = max(1, (cfg.n_items - _RISING_OFFSET - 1) // cfg.rising_every + 1)
+    k = (uniform(cfg.seed, salt, key) * n).cast("long")
+    return k * cfg.rising_every + _RISING_OFFSET
+
+
+# -- browses, seeds and cascades --------------------------------------------------------------
+
+
+def browses(spark: SparkSession, cfg: WorldConfig, user_df: DataFrame, item_df: DataFrame):
+    """Organic browses with the browse-model purchase decision (``buy_at``: null = no buy)."""
+    s = cfg.seed
+    n = int(cfg.share_records * cfg.browses_per_record)
+    weeks_s = cfg.weeks * 7 * 86400
+    bid = F.col("browse_id")
+    tier = (uniform(s, "b-tier", bid) * 5).cast("int") + 1
+    base = (
+        spark.range(n, numPartitions=_partitions(n))
+        .withColumnRenamed("id", "browse_id")
+        .withColumn("user_id", (uniform(s, "b-user", bid) * cfg.n_users).cast("long"))
+        .withColumn("item_id", _pick_item(cfg, "b-item", bid, tier, F.lit(cfg.item_zipf)))
+        .withColumn("t", (uniform(s, "b-time", bid) * weeks_s).cast("long"))
+    )
+    return _browse_outcome(base.join(F.broadcast(_item_view(item_df)), "item_id"), cfg)
+
+
+def _item_view(item_df: DataFrame) -> DataFrame:
+    return item_df.select("item_id", "appeal", "price", "price_index", "price_tier", "rising")
+
+
+def _browse_outcome(df: DataFrame, cfg: WorldConfig) -> DataFrame:
+    """Browse-model purchase decision, action/page/stay (E8 makes them carry the intent)."""
+    s = cfg.seed
+    bid = F.col("browse_id")
+    p_buy = _sigmoid(F.lit(cfg.base_logit) + F.col("appeal"))
+    delay = exponential(s, "b-delay", cfg.buy_delay_hours * 3600, bid).cast("long")
+    bought = uniform(s, "b-buy", bid) < p_buy
+    df = df.withColumn("buy_t", F.when(bought, F.col("t") + delay))
+    # intent: 2 = buys within 1 hour, 1 = within 1 day, 0 = otherwise
+    intent = (
+        F.when(F.col("buy_t").isNull(), 0)
+        .when(F.col("buy_t") - F.col("t") <= 3600, 2)
+        .when(F.col("buy_t") - F.col("t") <= 86400, 1)
+        .otherwise(0)
+    )
+    df = df.withColumn("intent", intent if cfg.on("E8") else F.lit(0))
+    u_act = uniform(s, "b-action", bid)
+    action = (
+        F.when(u_act < F.lit(0.55) - F.col("intent") * 0.2, "view")
+        .when(u_act < F.lit(0.75) - F.col("intent") * 0.2, "click")
+        .when(u_act < F.lit(0.85) - F.col("intent") * 0.1, "search")
+        .when(u_act < 0.93, "favorite")
+        .otherwise("cart")
+    )
+    pages = F.array(*[F.lit(p) for p in schemas.BROWSE_PAGES])
+    page = F.element_at(
+        pages, (uniform(s, "b-page", bid) * len(schemas.BROWSE_PAGES)).cast("int") + 1
+    )
+    stay = F.round(exponential(s, "b-stay", 40.0, bid) * (F.col("intent") + 1), 1)
+    return df.withColumn("action", action).withColumn("page", page).withColumn("stay_s", stay)
+
+
+def seeds(spark: SparkSession, cfg: WorldConfig, user_df: DataFrame, item_df: DataFrame):
+    """Hop-0 sharers: users who browsed an item (and maybe bought it) and share it."""
+    s = cfg.seed
+    n_seeds = cfg.share_records / cfg.records_per_seed()
+    total_activity = _expected_activity(cfg) * cfg.n_users
+    rate = n_seeds / total_activity
+    weeks_s = cfg.weeks * 7 * 86400
+    count = (F.col("activity") * rate + uniform(s, "seed-count", "user_id")).cast("int")
+    key = F.xxhash64(F.col("user_id"), F.col("k"))
+    own_tier = F.col("tier") if cfg.on("E7") else (uniform(s, "s-tier", key) * 5).cast("int") + 1
+    tier = F.when(uniform(s, "s-tier-keep", key) < cfg.e7_same_tier, own_tier).otherwise(
+        (uniform(s, "s-tier2", key) * 5).cast("int") + 1
+    )
+    hub_zipf = cfg.item_zipf * (3.0 if cfg.on("E6") else 1.0)
+    concentrate = F.when(F.col("is_hub"), F.lit(hub_zipf)).otherwise(F.lit(cfg.item_zipf))
+    item = _pick_item(cfg, "s-item", key, tier, concentrate)
+    if cfg.on("E5"):
+        pick = F.when(F.col("is_hub"), cfg.e5_hub_pick).otherwise(cfg.e5_other_pick)
+        item = F.when(
+            uniform(s, "s-rise", key) < pick, _pick_rising(cfg, "s-rise-item", key)
+        ).otherwise(item)
+    t = (uniform(s, "s-time", key) * weeks_s).cast("long")
+    df = (
+        user_df.select("user_id", "community", "pos", "tier", "is_hub", "activity")
+        .withColumn("k", F.explode(F.sequence(F.lit(1), F.greatest(count, F.lit(0)))))
+        .where(F.col("k") > 0)
+        .withColumn("seed_key", key)
+        .withColumn("item_id", item)
+        .withColumn("t", t)
+        .join(F.broadcast(_item_view(item_df)), "item_id")
+    )
+    if cfg.on("E5"):
+        # Before the surge, a rising star's seeds come in bursts: two of weeks 1-4 hold them.
+        burst_week = (
+            F.pmod(F.xxhash64(F.lit(s), F.col("item_id")), F.lit(4))
+            + (uniform(s, "s-burst", "seed_key") < 0.5).cast("int") * 2
+        ) % 4
+        in_week = (uniform(s, "s-burst-t", "seed_key") * 7 * 86400).cast("long")
+        df = df.withColumn(
+            "t",
+            F.when(
+                F.col("rising") & (F.col("t") < 4 * 7 * 86400),
+                burst_week * 7 * 86400 + in_week,
+            ).otherwise(F.col("t")),
+        )
+    bought = uniform(s, "s-bought", "seed_key") < _sigmoid(F.lit(cfg.base_logit) + F.col("appeal"))
+    delay = exponential(s, "s-buy-delay", 3600.0, "seed_key").cast("long")
+    browse_before = (uniform(s, "s-browse", "seed_key") * 1800).cast("long") + 60
+    return (
+        df.withColumn("browse_t", F.col("t") - browse_before)
+        .withColumn("bought", bought & F.lit(True))
+        .withColumn("buy_t", F.when(bought, F.col("browse_t") + delay))
+        .select(
+            F.col("user_id").alias("sender_id"),
+            F.col("community").alias("s_community"),
+            F.col("tier").alias("s_tier"),
+            F.col("is_hub").alias("s_hub"),
+            F.log(F.col("activity")).alias("s_act"),
+            "item_id",
+            F.col("seed_key").alias("rid"),
+            F.col("t").alias("share_t"),
+            F.lit(False).alias("s_received"),
+            F.col("bought").alias("s_bought"),
+            "browse_t",
+            "buy_t",
+        )
+    )
+
+
+def _expected_activity(cfg: WorldConfig) -> float:
+    a = cfg.pareto_alpha
+    # E[min(U^(-1/a), 60)] for the Pareto part, then hubs multiply theirs.
+    cap = 60.0
+    mean_pareto = a / (a - 1) * (1 - cap ** (1 - a)) + cap * cap ** (-a)
+    return mean_pareto * (1 - cfg.hub_fraction + cfg.hub_fraction * cfg.hub_boost)
+
+
+def expand(
+    sharers: DataFrame,
+    cfg: WorldConfig,
+    user_df: DataFrame,
+    item_df: DataFrame,
+    buyers: DataFrame | None,
+    hop: int,
+) -> DataFrame:
+    """One hop: every sharer sends the item to receivers; each record gets its outcome.
+
+    ``buyers``: (item_id, community, n_buyers) of users who bought the item in earlier hops,
+    for E3. Returns the records with ``bought``/``buy_t``/``reshare``.
+    """
+    s = cfg.seed
+    size = cfg.community_size
+    n_recv = F.when(F.col("s_hub"), cfg.hub_fanout).otherwise(cfg.fanout)
+    # at least one receiver; geometric-like tail
+    count = F.lit(1) + (exponential(s, f"n-recv{hop}", 1.0, "rid") * (n_recv - 1)).cast("int")
+    rec_key = F.xxhash64(F.col("rid"), F.col("j"))
+    in_comm = uniform(s, f"r-comm{hop}", "rec_key") < cfg.in_community
+    pos_popular = (F.pow(uniform(s, f"r-pos{hop}", "rec_key"), F.lit(2.0)) * size).cast("long")
+    if cfg.on("E7"):
+        same_tier = uniform(s, f"r-tier{hop}", "rec_key") < cfg.e7_same_tier
+        tier_pos = (F.col("s_tier") - 1) + (
+            uniform(s, f"r-tpos{hop}", "rec_key") * (size // 5)
+        ).cast("long") * 5
+        pos = F.when(same_tier, tier_pos).otherwise(pos_popular)
+    else:
+        pos = pos_popular
+    receiver = F.when(in_comm, F.col("s_community") * size + pos).otherwise(
+        (uniform(s, f"r-any{hop}", "rec_key") * cfg.n_users).cast("long")
+    )
+    receiver = F.when(
+        receiver == F.col("sender_id"),
+        F.col("s_community") * size + F.pmod(F.col("sender_id") + 1, F.lit(size)),
+    ).otherwise(receiver)
+    open_delay = exponential(s, f"open{hop}", 3 * 3600.0, "rec_key").cast("long")
+    recs = (
+        sharers.withColumn("j", F.explode(F.sequence(F.lit(1), count)))
+        .withColumn("rec_key", rec_key)
+        .withColumn("receiver_id", receiver)
+        .withColumn("t", F.col("share_t") + open_delay)
+        .where(F.col("t") < cfg.weeks * 7 * 86400)
+    )
+    receivers = user_df.select(
+        F.col("user_id").alias("receiver_id"),
+        F.col("community").alias("r_community"),
+        F.col("tier").alias("r_tier"),
+        F.col("is_hub").alias("r_hub"),
+        F.log(F.col("activity")).alias("r_act"),
+    )
+    recs = recs.join(receivers, "receiver_id").join(
+        F.broadcast(item_df.select("item_id", "appeal", "price_index")), "item_id"
+    )
+    if buyers is not None and cfg.on("E3"):
+        recs = recs.join(
+            buyers.withColumnRenamed("community", "r_community"),
+            ["item_id", "r_community"],
+            "left",
+        ).withColumn("n_close", F.coalesce(F.col("n_buyers"), F.lit(0)))
+    else:
+        recs = recs.withColumn("n_close", F.lit(0))
+    logit = F.lit(cfg.base_logit) + F.col("appeal")
+    if cfg.on("E1"):
+        logit = logit + cfg.e1_lift + cfg.e1_pi_slope * F.col("price_index")
+    if cfg.on("E2"):
+        gap = F.greatest(F.lit(-3.0), F.least(F.lit(3.0), F.col("s_act") - F.col("r_act")))
+        logit = logit + cfg.e2_gap * gap
+    if cfg.on("E3"):
+        logit = logit + cfg.e3_close * F.log1p(F.col("n_close").cast("double"))
+    if cfg.on("E4"):
+        logit = (
+            logit
+            + cfg.e4_received * F.col("s_received").cast("double")
+            + cfg.e4_bought * F.col("s_bought").cast("double")
+        )
+    if cfg.on("E6"):
+        logit = logit + cfg.e6_hub * F.col("s_hub").cast("double")
+    bought = uniform(s, f"buy{hop}", "rec_key") < _sigmoid(logit)
+    buy_delay = exponential(s, f"buy-delay{hop}", cfg.buy_delay_hours * 3600, "rec_key").cast(
+        "long"
+    )
+    p_reshare = F.when(bought, cfg.reshare_bought).otherwise(cfg.reshare)
+    reshare_delay = exponential(s, f"reshare-delay{hop}", cfg.reshare_delay_days * 86400, "rec_key")
+    return (
+        recs.withColumn("bought", bought)
+        .withColumn("buy_t", F.when(bought, F.col("t") + buy_delay))
+        .withColumn("reshare", uniform(s, f"reshare{hop}", "rec_key") < p_reshare)
+        .withColumn("reshare_t", F.col("t") + reshare_delay.cast("long"))
+        .withColumn("hop", F.lit(hop))
+        .select(
+            "sender_id",
+            "receiver_id",
+            "item_id",
+            "t",
+            "hop",
+            "rec_key",
+            "r_community",
+            "r_tier",
+            "r_hub",
+            "r_act",
+            "bought",
+            "buy_t",
+            "reshare",
+            "reshare_t",
+        )
+    )
+
+
+def next_sharers(records: DataFrame, cfg: WorldConfig) -> DataFrame:
+    """Receivers who re-share become the next hop's senders."""
+    return records.where(F.col("reshare") & (F.col("reshare_t") < cfg.weeks * 7 * 86400)).select(
+        F.col("receiver_id").alias("sender_id"),
+        F.col("r_community").alias("s_community"),
+        F.col("r_tier").alias("s_tier"),
+        F.col("r_hub").alias("s_hub"),
+        F.col("r_act").alias("s_act"),
+        "item_id",
+        F.col("rec_key").alias("rid"),
+        F.col("reshare_t").alias("share_t"),
+        F.lit(True).alias("s_received"),
+        F.col("bought").alias("s_bought"),
+    )
+
+
+def buyers_by_community(purchases: DataFrame, user_df: DataFrame) -> DataFrame:
+    """(item_id, community, n_buyers): distinct buyers of each item in each community."""
+    return (
+        purchases.join(user_df.select("user_id", "community"), "user_id")
+        .groupBy("item_id", "community")
+        .agg(F.countDistinct("user_id").alias("n_buyers"))
+    )
+
+
+def surge(spark: SparkSession, cfg: WorldConfig, item_df: DataFrame, sales: DataFrame):
+    """E5: outside demand after week 4 lifts each rising star above its category's best.
+
+    ``sales``: purchases so far (item_id, t). Returns extra purchases (user_id, item_id, t).
+    """
+    s = cfg.seed
+    wk = 7 * 86400
+    window = sales.where((F.col("t") >= 4 * wk) & (F.col("t") < 6 * wk))
+    per_item = window.groupBy("item_id").agg(F.count("*").alias("n"))
+    cats = item_df.select("item_id", "top_category", "rising")
+    best = (
+        per_item.join(cats, "item_id")
+        .where(~F.col("rising"))
+        .groupBy("top_category")
+        .agg(F.max("n").alias("best"))
+    )
+    targets = (
+        cats.where(F.col("rising"))
+        .join(best, "top_category", "left")
+        .join(per_item, "item_id", "left")
+        .withColumn(
+            "extra",
+            F.greatest(
+                F.lit(3),
+                (F.coalesce(F.col("best"), F.lit(1)) * cfg.surge_factor).cast("long")
+                - F.coalesce(F.col("n"), F.lit(0)),
+            ),
+        )
+    )
+    key = F.xxhash64(F.col("item_id"), F.col("k"))
+    # the surge keeps going after week 6, at half strength
+    return (
+        targets.withColumn(
+            "k",
+            F.explode(
+                F.sequence(
+                    F.lit(1),
+                    F.col("extra") + (F.col("extra") * max(0, cfg.weeks - 6) / 4).cast("long"),
+                )
+            ),
+        )
+        .withColumn("key", key)
+        .withColumn("user_id", (uniform(s, "surge-user", "key") * cfg.n_users).cast("long"))
+        .withColumn(
+            "t",
+            F.when(
+                F.col("k") <= F.col("extra"),
+                (uniform(s, "surge-t", "key") * 2 * wk).cast("long") + 4 * wk,
+            ).otherwise(
+                (uniform(s, "surge-t2", "key") * max(1, cfg.weeks - 6) * wk).cast("long") + 6 * wk
+            ),
+        )
+        .select("user_id", "item_id", "t")
+    )
+
+
+def touches(browse_df: DataFrame, cfg: WorldConfig) -> DataFrame:
+    """Touch sessions just before browses; with E8 on they carry the purchase intent."""
+    s = cfg.seed
+    bid = F.col("browse_id")
+    has_session = uniform(s, "touch-session", bid) < cfg.touch_session_rate
+    n_events = F.lit(2) + (exponential(s, "touch-n", 3.0, bid) * (F.col("intent") + 1)).cast("int")
+    key = F.xxhash64(F.col("browse_id"), F.col("e"))
+    u_ev = uniform(s, "touch-ev", key)
+    rich = F.col("intent") * 0.15
+    event = (
+        F.when(u_ev < F.lit(0.45) - rich, "scroll")
+        .when(u_ev < F.lit(0.75) - rich * 1.5, "tap")
+        .when(u_ev < F.lit(0.85) - rich, "swipe")
+        .when(u_ev < 0.93 - rich * 0.2, "zoom")
+        .otherwise("long_press")
+    )
+    pages = F.array(*[F.lit(p) for p in schemas.BROWSE_PAGES])
+    page = F.when(uniform(s, "touch-cart", key) < F.col("intent") * 0.25, "cart").otherwise(
+        F.element_at(
+            pages, (uniform(s, "touch-page", key) * len(schemas.BROWSE_PAGES)).cast("int") + 1
+        )
+    )
+    return (
+        browse_df.where(has_session)
+        .withColumn("e", F.explode(F.sequence(F.lit(1), n_events)))
+        .withColumn(
+            "t_touch",
+            F.col("t") - (F.col("e") * (uniform(s, "touch-gap", key) * 20 + 5)).cast("long"),
+        )
+        .select(
+            "user_id",
+            "item_id",
+            F.col("t_touch").alias("t"),
+            F.col("browse_id").alias("session_id"),
+            event.alias("event"),
+            page.alias("page"),
+        )
+    )
+
+
+# -- truth --------------------------------------------------------------------------------------
+
+
+def truth_rows(cfg: WorldConfig) -> list[tuple]:
+    """(effect, enabled, parameter, value, description) for ``truth/world``."""
+    on = cfg.on
+    rows = [
+        ("E1", on("E1"), "e1_lift", cfg.e1_lift, "logit lift of a share record over a browse"),
+        ("E1", on("E1"), "e1_pi_slope", cfg.e1_pi_slope, "extra logit lift per unit of PI"),
+        ("E2", on("E2"), "e2_gap", cfg.e2_gap, "logit per unit of log-activity gap (s - r), clipped to +-3"),
+        ("E3", on("E3"), "e3_close", cfg.e3_close, "logit per log1p(earlier buyers nearby)"),
+        ("E4", on("E4"), "e4_received", cfg.e4_received, "logit if the sender received it"),
+        ("E4", on("E4"), "e4_bought", cfg.e4_bought, "extra logit if the sender bought it"),
+        ("E5", on("E5"), "rising_every", float(cfg.rising_every), "every k-th item rises"),
+        ("E5", on("E5"), "e5_hub_pick", cfg.e5_hub_pick, "P(hub seed shares a rising star)"),
+        ("E5", on("E5"), "surge_factor", cfg.surge_factor, "weeks 5-6 sales vs category best"),
+        ("E6", on("E6"), "e6_hub", cfg.e6_hub, "logit if the sender is a hub"),
+        ("E7", on("E7"), "e7_same_tier", cfg.e7_same_tier, "P(receiver/item in sender's tier)"),
+        ("E8", on("E8"), "touch_session_rate", cfg.touch_session_rate, "sessions per browse"),
+    ]
+    for key, value in asdict(cfg).items():
+        if key in {"effects", "start"}:
+            continue
+        rows.append(("world", True, key, float(value), "generator setting"))
+    rows.append(("world", True, "start_epoch_days", float(cfg.start.toordinal() - 719163), "start"))
+    return rows
+
+
+# -- the whole world ----------------------------------------------------------------------------
+
+
+def _week_start(ts: Column) -> Column:
+    return F.to_date(F.date_trunc("week", ts))
+
+
+def to_raw_shares(records: DataFrame, cfg: WorldConfig) -> DataFrame:
+    return records.select(
+        "sender_id", "receiver_id", "item_id", _ts(cfg, F.col("t")).alias("ts")
+    ).withColumn("week_start", _week_start(F.col("ts")))
+
+
+def to_raw_purchases(purchases: DataFrame, item_df: DataFrame, cfg: WorldConfig) -> DataFrame:
+    """(user_id, item_id, t) -> raw purchases; amount = price x quantity (mostly 1)."""
+    s = cfg.seed
+    key = F.xxhash64(F.col("user_id"), F.col("item_id"), F.col("t"))
+    qty = F.when(uniform(s, "qty", key) < 0.85, 1).otherwise(2)
+    return (
+        purchases.where((F.col("t") >= 0) & (F.col("t") < cfg.weeks * 7 * 86400))
+        .join(F.broadcast(item_df.select("item_id", "price")), "item_id")
+        .select(
+            "user_id",
+            "item_id",
+            _ts(cfg, F.col("t")).alias("ts"),
+            F.round(F.col("price") * qty, 2).alias("amount"),
+        )
+        .withColumn("week_start", _week_start(F.col("ts")))
+    )
+
+
+def _materialize(df: DataFrame, path, spark: SparkSession) -> DataFrame:
+    """Write an intermediate to scratch Parquet and read it back (no recomputation later)."""
+    df.write.mode("overwrite").parquet(str(path))
+    return spark.read.parquet(str(path))
+
+
+def generate(
+    spark: SparkSession, cfg: WorldConfig, scratch, progress=print
+) -> dict[str, DataFrame]:
+    """Generate the world; returns the raw tables (schema ``schemas.with_partitions``) and
+    ``truth``. Intermediates are materialized under ``scratch`` (delete it afterwards)."""
+    from pathlib import Path
+
+    scratch = Path(scratch)
+    user_df = users(spark, cfg)
+    item_df = items(spark, cfg).cache()
+    progress(f"world: {cfg.n_users} users, {cfg.n_items} items, effects {sorted(cfg.effects)}")
+
+    browse_df = _materialize(browses(spark, cfg, user_df, item_df), scratch / "browses", spark)
+    seed_df = _materialize(seeds(spark, cfg, user_df, item_df), scratch / "seeds", spark)
+    progress("world: browses and cascade seeds done")
+
+    hops: list[DataFrame] = []
+    sharers = seed_df.drop("browse_t", "buy_t")
+    for hop in range(cfg.hops):
+        buyers = None
+        if hops and cfg.on("E3"):
+            earlier = F.lit(True)
+            bought = None
+            for prev in hops:
+                part = prev.where(F.col("bought") & earlier).select(
+                    F.col("receiver_id").alias("user_id"), "item_id"
+                )
+                bought = part if bought is None else bought.unionByName(part)
+            buyers = buyers_by_community(bought, user_df)
+        recs = expand(sharers, cfg, user_df, item_df, buyers, hop)
+        recs = _materialize(recs, scratch / f"hop={hop}", spark)
+        hops.append(recs)
+        sharers = next_sharers(recs, cfg)
+        progress(f"world: hop {hop} done")
+
+    records = hops[0]
+    for h in hops[1:]:
+        records = records.unionByName(h)
+
+    purchases = (
+        browse_df.where(F.col("buy_t").isNotNull())
+        .select("user_id", "item_id", F.col("buy_t").alias("t"))
+        .unionByName(
+            seed_df.where(F.col("buy_t").isNotNull()).select(
+                F.col("sender_id").alias("user_id"), "item_id", F.col("buy_t").alias("t")
+            )
+        )
+        .unionByName(
+            records.where(F.col("bought")).select(
+                F.col("receiver_id").alias("user_id"), "item_id", F.col("buy_t").alias("t")
+            )
+        )
+    )
+    if cfg.on("E5"):
+        purchases = purchases.unionByName(surge(spark, cfg, item_df, purchases))
+
+    seed_browses = seed_df.select(
+        F.col("sender_id").alias("user_id"),
+        "item_id",
+        F.col("browse_t").alias("t"),
+        F.col("rid").alias("browse_id"),
+    ).withColumn("buy_t", F.lit(None).cast("long"))
+    seed_browses = _browse_outcome(
+        seed_browses.join(F.broadcast(_item_view(item_df)), "item_id"), cfg
+    ).withColumn("intent", F.lit(0))
+    all_browses = browse_df.unionByName(seed_browses.select(*browse_df.columns))
+
+    raw_browses = all_browses.select(
+        "user_id",
+        "item_id",
+        _ts(cfg, F.col("t")).alias("ts"),
+        "action",
+        "page",
+        F.col("stay_s").cast("double").alias("stay_s"),
+    ).where(F.col("ts") >= _ts(cfg, F.lit(0)))
+    raw_touches = (
+        touches(browse_df, cfg)
+        .select(
+            "user_id",
+            "item_id",
+            _ts(cfg, F.col("t")).alias("ts"),
+            "session_id",
+            "event",
+            "page",
+        )
+        .where(F.col("ts") >= _ts(cfg, F.lit(0)))
+    )
+    tables = {
+        "users": user_df.select(
+            "user_id",
+            "age_band",
+            "city_level",
+            F.col("tier").alias("consumption_tier"),
+            "registered_ts",
+        ),
+        "items": item_df.select("item_id", "top_category", "leaf_category", "price", "price_index"),
+        "shares": to_raw_shares(records, cfg),
+        "purchases": to_raw_purchases(purchases, item_df, cfg),
+        "browses": raw_browses.withColumn("week_start", _week_start(F.col("ts"))),
+        "touches": raw_touches.withColumn("week_start", _week_start(F.col("ts"))),
+    }
+    out = {}
+    for name, df in tables.items():
+        want = schemas.with_partitions(name, schemas.RAW[name])
+        out[name] = df.select(*[F.col(f.name).cast(f.dataType) for f in want.fields])
+    out["truth"] = spark.createDataFrame(truth_rows(cfg), schemas.TRUTH)
+    return out
+
+
+def config_id(cfg: WorldConfig) -> str:
+    """A short stable id of a configuration, the default run id of ``generate_world``."""
+    import hashlib
+    import json
+
+    payload = json.dumps(
+        asdict(cfg),
+        default=lambda v: sorted(v) if isinstance(v, frozenset) else str(v),
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def generate_to_lake(
+    spark: SparkSession, lake, cfg: WorldConfig, run_id: str | None = None, progress=print
+) -> dict[str, object]:
+    """Generate the world and commit ``raw/*`` and ``truth/world`` (overwriting a previous
+    world). Re-running the same run id commits nothing new."""
+    import shutil
+
+    run_id = run_id or f"world-{config_id(cfg)}"
+    app_id = f"generate_world:{run_id}"
+    names = ["users", "items", "shares", "purchases", "browses", "touches"]
+    if all(lake.committed("raw", n, app_id) for n in names) and lake.committed(
+        "truth", "world", app_id
+    ):
+        progress(f"world {run_id} is already committed; nothing to do")
+        return {"run_id": run_id, "skipped": True}
+    scratch = lake.root / "_scratch" / run_id
+    try:
+        tables = generate(spark, cfg, scratch, progress)
+        results = {}
+        for name in names:
+            res = lake.write(
+                tables[name],
+                "raw",
+                name,
+                mode="overwrite",
+                partition_by=schemas.RAW_PARTITIONS.get(name),
+                app_id=app_id,
+                max_records_per_file=5_000_000,
+            )
+            progress(f"world: {res}")
+            results[name] = res.rows
+        res = lake.write(
+            tables["truth"].coalesce(1), "truth", "world", mode="overwrite", app_id=app_id
+        )
+        results["truth"] = res.rows
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"run_id": run_id, "skipped": False, "rows": results}
