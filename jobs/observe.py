@@ -1,0 +1,53 @@
+"""Compute every observational statistic into ``stats/*`` (InfNet Sec. 3, RiseNet Sec. 2-3).
+
+    python -m jobs.observe --lake LAKE [--run-id ID] [--window-days 7] [...]
+    spark-submit --properties-file spark-defaults.conf jobs/observe.py --lake LAKE
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from pipeline.stats.observe import ObserveConfig
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lake", required=True, help="lake root folder")
+    parser.add_argument("--run-id", default=None, help="idempotency key (default: derived)")
+    parser.add_argument("--master", default=None, help="Spark master (default: spark-defaults)")
+    parser.add_argument("--summary", default=None, help="also write the JSON summary here")
+    for f in dataclasses.fields(ObserveConfig):
+        parser.add_argument(
+            "--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,
+            help=f"(default {f.default})",
+        )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from pipeline.lake import Lake
+    from pipeline.session import get_spark
+    from pipeline.stats.observe import ObserveConfig, Observer, default_run_id
+
+    config = ObserveConfig(
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(ObserveConfig)}
+    )
+    lake = Lake(args.lake)
+    run_id = args.run_id or default_run_id(lake, config)
+    spark = get_spark("sharecast-observe", master=args.master)
+    summary = Observer(spark, lake, config, run_id).run()
+    text = json.dumps(summary, indent=2, default=str)
+    if args.summary:
+        with open(args.summary, "w") as fh:
+            fh.write(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,410 @@
+"""The observe run: every statistic of InfNet Sec. 3 and RiseNet Sec. 2-3 into ``stats/*``.
+
+Order matters only for cost: expensive record-level annotations (conversion, degrees, close
+neighbours, 2-hop) are written once to ``stats/share_features`` and every InfNet statistic and
+test is then an aggregation over that table read back from the lake; the RiseNet family works
+from ``stats/item_weekly``. Tests run last, over the committed tables, into ``stats/tests``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from pipeline.lake import Lake
+from pipeline.stats import conversion, rising, structure, temporal
+from pipeline.stats import significance as sig
+from pipeline.stats.common import neighbour_pairs, user_degrees, with_conversion, with_week
+
+RAW_TABLES = ("shares", "purchases", "browses", "items")
+
+# The figure each table feeds, for the report and for humans reading the lake.
+FIGURES = {
+    "conversion_index": "InfNet Def. 4 / Sec. 3.2",
+    "ci_lift_by_leaf": "InfNet Fig. 2(a)",
+    "degree_gap_ci": "InfNet Fig. 2(b)",
+    "close_neighbours": "InfNet Fig. 2(c)",
+    "two_hop": "InfNet Fig. 2(d)",
+    "rising_stars": "RiseNet Sec. 2",
+    "mdsw": "RiseNet Fig. 2(a)",
+    "mdsw_distribution": "RiseNet Fig. 2(a)",
+    "hub_nodes": "RiseNet Fig. 2(b), 2(d)",
+    "hub_counts": "RiseNet Fig. 2(b)",
+    "hub_count_distribution": "RiseNet Fig. 2(b)",
+    "hub_sales": "RiseNet Fig. 2(d)",
+    "scale_vs_sales": "RiseNet Fig. 2(c)",
+    "scale_sales_weekly": "RiseNet Fig. 2(c)",
+    "next_week_sales": "RiseNet Fig. 3",
+    "scale_fluctuation": "RiseNet Fig. 3",
+}
+
+
+@dataclass
+class ObserveConfig:
+    """Knobs of the observe run (defaults follow the papers).
+
+    Args:
+        window_days: conversion window after a record (7).
+        max_degree: degree range of Fig. 2(b), 1..max_degree (9).
+        close_cap: close-neighbour counts >= close_cap share the last bucket (5).
+        max_delta: 2-hop week gaps >= max_delta share the last bucket (4).
+        min_item_records: records an item needs in a group for per-item CI mean/sd (5).
+        before_weeks / after_weeks: rising-star ranking windows (4 / 2).
+        before_permille / after_permille: rising-star cut-offs, per mille (3 / 1), ceil'ed.
+        window_step: weeks between sliding rising-star windows (1).
+        hub_percent: hubs are the top hub_percent % of senders (1).
+        history_weeks: weeks of scale history for the fluctuation (6).
+        scale_cap: diffusion scales >= scale_cap share the last bucket of Fig. 2(c) (50).
+        max_join_rows: refuse the close-neighbour join above this many rows (2e9).
+    """
+
+    window_days: float = 7.0
+    max_degree: int = 9
+    close_cap: int = 5
+    max_delta: int = 4
+    min_item_records: int = 5
+    before_weeks: int = 4
+    after_weeks: int = 2
+    before_permille: float = 3.0
+    after_permille: float = 1.0
+    window_step: int = 1
+    hub_percent: float = 1.0
+    history_weeks: int = 6
+    scale_cap: int = 50
+    max_join_rows: int = 2_000_000_000
+
+
+class JoinTooLargeError(RuntimeError):
+    """A graph join would exceed ``ObserveConfig.max_join_rows``."""
+
+
+@dataclass
+class RunLog:
+    """Per-table timings and sizes, committed as ``stats/observe_run``."""
+
+    rows: list[dict] = field(default_factory=list)
+
+    def add(self, table: str, rows: int, seconds: float, note: str = "") -> None:
+        self.rows.append({"table": table, "rows": rows, "seconds": seconds, "note": note})
+        print(f"[observe] {table}: {rows} rows in {seconds:.1f} s {note}", flush=True)
+
+    def to_arrow(self, run_id: str) -> pa.Table:
+        return pa.Table.from_pylist(
+            [{"run_id": run_id, **r} for r in self.rows],
+            schema=pa.schema(
+                [("run_id", pa.string()), ("table", pa.string()), ("rows", pa.int64()),
+                 ("seconds", pa.float64()), ("note", pa.string())]
+            ),
+        )
+
+
+class Observer:
+    """Computes, writes and reads back the statistics of one run."""
+
+    def __init__(self, spark: SparkSession, lake: Lake, config: ObserveConfig, run_id: str):
+        self.spark = spark
+        self.lake = lake
+        self.config = config
+        self.run_id = run_id
+        self.log = RunLog()
+
+    def raw(self, table: str) -> DataFrame:
+        return self.lake.read(self.spark, "raw", table)
+
+    def write(self, name: str, build: Callable[[], DataFrame], note: str = "") -> DataFrame:
+        """Write ``stats/<name>`` (overwrite, idempotent per run) and return it read back."""
+        start = time.time()
+        result = self.lake.write(
+            build(), "stats", name, mode="overwrite", app_id=f"observe:{name}:{self.run_id}"
+        )
+        rows = result.rows if not result.skipped else -1
+        self.log.add(name, rows, time.time() - start, note + (" (skipped)" * result.skipped))
+        return self.lake.read(self.spark, "stats", name)
+
+    def run(self) -> dict:
+        cfg = self.config
+        shares, purchases = self.raw("shares"), self.raw("purchases")
+        browses, items = self.raw("browses"), self.raw("items")
+        origin = _origin(shares, purchases, browses)
+        shares = with_week(shares, origin)
+        purchases = with_week(purchases, origin)
+        weeks = int(
+            shares.select("week").unionByName(purchases.select("week")).agg(F.max("week")).first()[0]
+        )
+        print(f"[observe] origin {origin}, {weeks} weeks", flush=True)
+
+        degrees = self.write("user_degree", lambda: user_degrees(shares))
+        neighbours = neighbour_pairs(shares)
+        join_rows = structure.close_neighbour_join_rows(shares, purchases, neighbours)
+        if join_rows > cfg.max_join_rows:
+            raise JoinTooLargeError(
+                f"close-neighbour join would produce {join_rows} rows "
+                f"(> max_join_rows={cfg.max_join_rows})"
+            )
+
+        def share_features() -> DataFrame:
+            adoption = structure.neighbour_adoption_times(shares, purchases, neighbours)
+            annotated = with_conversion(
+                shares.join(items.select("item_id", "top_category"), "item_id", "left"),
+                purchases,
+                "receiver_id",
+                cfg.window_days,
+            )
+            annotated = structure.with_degrees(annotated, degrees)
+            annotated = structure.with_close_neighbours(annotated, adoption)
+            annotated = temporal.with_two_hop(annotated, purchases, max_delta=cfg.max_delta)
+            return annotated.select(*SHARE_FEATURE_COLUMNS)
+
+        features = self.write(
+            "share_features", share_features, note=f"close-neighbour join rows {join_rows}"
+        )
+        ci = self.write(
+            "conversion_index",
+            lambda: conversion.conversion_index(shares, browses, purchases, items, cfg.window_days),
+        )
+        lift = self.write("ci_lift_by_leaf", lambda: conversion.ci_lift_by_leaf(ci))
+        self.write("degree_gap_ci", lambda: structure.degree_gap_ci(features, cfg.max_degree))
+        capped = features.withColumn(
+            "close_neighbours", F.least(F.col("close_neighbours"), F.lit(cfg.close_cap))
+        )
+        self.write("close_neighbours", lambda: structure.close_neighbours_ci(capped))
+        self.write("two_hop", lambda: temporal.two_hop_ci(features, cfg.min_item_records))
+
+        weekly = self.write(
+            "item_weekly", lambda: rising.item_weekly(shares, purchases, items, weeks)
+        )
+        starts = rising.window_starts(weeks, cfg.before_weeks, cfg.after_weeks, cfg.window_step)
+        if not starts:
+            raise ValueError(
+                f"{weeks} weeks are too few for rising-star windows of "
+                f"{cfg.before_weeks} + {cfg.after_weeks} weeks"
+            )
+        labels = self.write(
+            "rising_stars",
+            lambda: rising.rising_stars(
+                weekly, items, starts, cfg.before_weeks, cfg.after_weeks,
+                cfg.before_permille, cfg.after_permille,
+            ),
+        )
+        mdsw = self.write("mdsw", lambda: rising.mdsw(weekly, labels, cfg.before_weeks))
+        self.write("mdsw_distribution", lambda: _distribution(mdsw, "mdsw"))
+        hubs = self.write("hub_nodes", lambda: rising.hub_nodes(shares, items, cfg.hub_percent))
+        hub_counts = self.write(
+            "hub_counts", lambda: rising.hub_counts(shares, hubs, labels, cfg.before_weeks)
+        )
+        self.write("hub_count_distribution", lambda: _distribution(hub_counts, "hubs"))
+        item_sales = self.write(
+            "hub_item_sales", lambda: rising.hub_item_sales(shares, purchases, items, hubs)
+        )
+        self.write("hub_sales", lambda: rising.hub_sales(item_sales))
+        self.write("scale_vs_sales", lambda: rising.scale_vs_sales(weekly, cfg.scale_cap))
+        self.write("scale_sales_weekly", lambda: rising.scale_sales_weekly(weekly))
+        self.write("next_week_sales", lambda: rising.next_week_sales(weekly))
+        fluctuation = self.write(
+            "scale_fluctuation",
+            lambda: rising.scale_fluctuation(weekly, labels, cfg.before_weeks, cfg.history_weeks),
+        )
+
+        start = time.time()
+        results = run_tests(
+            cfg, ci, lift, features, labels, mdsw, hub_counts, item_sales, weekly, fluctuation
+        )
+        table = sig.results_table(results)
+        self.lake.write_arrow(
+            table, "stats", "tests", mode="overwrite", app_id=f"observe:tests:{self.run_id}"
+        )
+        self.log.add("tests", table.num_rows, time.time() - start)
+        self.lake.write_arrow(
+            self.log.to_arrow(self.run_id), "stats", "observe_run", mode="overwrite",
+            app_id=f"observe:observe_run:{self.run_id}",
+        )
+        return {
+            "run_id": self.run_id,
+            "origin": str(origin),
+            "weeks": weeks,
+            "windows": starts,
+            "config": asdict(cfg),
+            "tables": self.log.rows,
+            "tests": table.to_pylist(),
+        }
+
+
+SHARE_FEATURE_COLUMNS = [
+    "sender_id", "receiver_id", "item_id", "ts", "week", "top_category", "converted",
+    "sender_degree", "receiver_degree", "close_neighbours", "delta_weeks", "sender_bought",
+]
+
+
+def _origin(*frames: DataFrame):
+    from pipeline.stats.common import world_origin
+
+    return world_origin(*frames)
+
+
+def _distribution(per_item: DataFrame, value: str) -> DataFrame:
+    """(rising, value, items): the histogram behind a rising-vs-normal distribution figure."""
+    return (
+        per_item.groupBy("rising", value)
+        .agg(F.count(F.lit(1)).alias("items"))
+        .select(F.col("rising").cast("boolean"), F.col(value).cast("long"),
+                F.col("items").cast("long"))
+    )
+
+
+def _log2_bin(col: str):
+    return F.floor(F.log2(F.col(col).cast("double") + 1)).cast("int")
+
+
+def run_tests(
+    cfg: ObserveConfig,
+    ci: DataFrame,
+    lift: DataFrame,
+    features: DataFrame,
+    labels: DataFrame,
+    mdsw: DataFrame,
+    hub_counts: DataFrame,
+    item_sales: DataFrame,
+    weekly: DataFrame,
+    fluctuation: DataFrame,
+) -> list[sig.TestResult]:
+    """The significance tests behind each figure, one per planted effect where there is one."""
+    out: list[sig.TestResult] = []
+    t = sig.paired_t(ci, "ci_taocode", "ci_browse")
+    out.append(sig.TestResult(
+        "conversion_index", "E1", "paired t over items (CI_taocode - CI_browse)",
+        t["rel_diff"], "relative difference of mean CIs", t["t"], t["p"], t["n"],
+        f"mean CI taocode {t['mean_a']}, mean CI browse {t['mean_b']}",
+    ))
+    leaves = lift.select("mean_price_index", "ci_lift").toPandas()
+    fit = sig.ols_and_spearman(leaves["mean_price_index"], leaves["ci_lift"])
+    out.append(sig.TestResult(
+        "ci_lift_by_leaf", "E1", "OLS of CI lift on mean PI over leaf categories",
+        fit["slope"], "slope", None, fit["slope_p"], fit["n"],
+    ))
+    out.append(sig.TestResult(
+        "ci_lift_by_leaf", "E1", "Spearman of CI lift and mean PI over leaf categories",
+        fit["rho"], "rho", fit["rho"], fit["rho_p"], fit["n"],
+    ))
+    in_range = features.where(
+        F.col("sender_degree").between(1, cfg.max_degree)
+        & F.col("receiver_degree").between(1, cfg.max_degree)
+    ).withColumn("gap", F.col("sender_degree") - F.col("receiver_degree"))
+    for score, label in (("gap", "sender - receiver degree"),
+                         ("abs_gap", "|sender - receiver degree|")):
+        data = in_range.withColumn("abs_gap", F.abs("gap"))
+        r = sig.stratified_trend(data, "item_id", score, "converted")
+        out.append(sig.TestResult(
+            "degree_gap_ci", "E2", f"within-item trend of conversion on {label}",
+            r["slope"], "conversion per degree", r["z"], r["p"], r["n"],
+            f"{r['strata']} items",
+        ))
+    capped = features.withColumn(
+        "close", F.least(F.col("close_neighbours"), F.lit(cfg.close_cap))
+    )
+    r = sig.stratified_trend(capped, "item_id", "close", "converted")
+    out.append(sig.TestResult(
+        "close_neighbours", "E3", "within-item trend of conversion on close neighbours",
+        r["slope"], "conversion per close neighbour", r["z"], r["p"], r["n"],
+        f"{r['strata']} items; counts capped at {cfg.close_cap}",
+    ))
+    received = features.withColumn("received", (F.col("delta_weeks") > 0).cast("int"))
+    r = sig.stratified_trend(received, "item_id", "received", "converted")
+    out.append(sig.TestResult(
+        "two_hop", "E4", "within-item difference: sender received the item earlier vs not",
+        r["slope"], "conversion difference", r["z"], r["p"], r["n"], f"{r['strata']} items",
+    ))
+    r = sig.stratified_trend(
+        features.where(F.col("delta_weeks") > 0), "item_id", "sender_bought", "converted"
+    )
+    out.append(sig.TestResult(
+        "two_hop", "E4", "within-item difference, sender received: bought vs not",
+        r["slope"], "conversion difference", r["z"], r["p"], r["n"], f"{r['strata']} items",
+    ))
+    rising_count = labels.agg(
+        F.sum(F.col("rising").cast("long")).alias("r"), F.count(F.lit(1)).alias("n")
+    ).first()
+    out.append(sig.TestResult(
+        "rising_stars", "E5", "count of rising stars over all windows",
+        float(rising_count["r"] or 0), "rising (item, window) pairs", None, None,
+        int(rising_count["n"]),
+    ))
+    surge = labels.withColumn(
+        "growth", F.log((F.col("sales_after") + 1) / (F.col("sales_before") + 1))
+    )
+    g = sig.stratified_rank_sum(
+        sig.rank_sum_histogram(surge, "growth", "rising").toPandas().to_dict("records")
+    )
+    out.append(sig.TestResult(
+        "rising_stars", "E5", "rank-sum of log sales growth (after/before), rising vs normal",
+        g["mean_diff"], "mean difference (log)", g["z"], g["p"], g["n"],
+        f"{g['n_true']} rising, {g['n_false']} normal",
+    ))
+    for name, frame, value, text in (
+        ("mdsw", mdsw, "mdsw", "MDSW"),
+        ("hub_counts", hub_counts, "hubs", "hubs in the diffusion graph"),
+    ):
+        binned = frame.withColumn("_bin", _log2_bin("records_before"))
+        rows = sig.rank_sum_histogram(binned, value, "rising", "_bin").toPandas()
+        r = sig.stratified_rank_sum(rows.to_dict("records"))
+        out.append(sig.TestResult(
+            name, "E5", f"van Elteren rank-sum of {text}, rising vs normal, "
+            "strata = log2 bins of share records before",
+            r["mean_diff"], "mean difference", r["z"], r["p"], r["n"],
+            f"{r['n_true']} rising, {r['n_false']} normal",
+        ))
+        rows = sig.rank_sum_histogram(frame, value, "rising").toPandas()
+        r = sig.stratified_rank_sum(rows.to_dict("records"))
+        out.append(sig.TestResult(
+            name, "E5", f"Mann-Whitney of {text}, rising vs normal (unstratified)",
+            r["mean_diff"], "mean difference", r["z"], r["p"], r["n"],
+        ))
+    rows = sig.rank_sum_histogram(
+        fluctuation, "fluctuation_sd", "rising", "scale_last", digits=3
+    ).toPandas()
+    r = sig.stratified_rank_sum(rows.to_dict("records"))
+    out.append(sig.TestResult(
+        "scale_fluctuation", "E5", "van Elteren rank-sum of scale sd over the history weeks, "
+        "rising vs normal, strata = last-week scale",
+        r["mean_diff"], "mean difference", r["z"], r["p"], r["n"],
+        f"{r['n_true']} rising, {r['n_false']} normal",
+    ))
+    binned = item_sales.withColumn(
+        "_bin", F.concat_ws(":", F.col("top_category").cast("string"),
+                            _log2_bin("records").cast("string"))
+    )
+    rows = sig.rank_sum_histogram(binned, "sales", "shared_by_hub", "_bin").toPandas()
+    r = sig.stratified_rank_sum(rows.to_dict("records"))
+    out.append(sig.TestResult(
+        "hub_sales", "E6", "van Elteren rank-sum of item sales, shared by a hub vs not, "
+        "strata = top category x log2 bins of share records",
+        r["mean_diff"], "mean difference", r["z"], r["p"], r["n"],
+        f"{r['n_true']} hub-shared, {r['n_false']} not",
+    ))
+    rows = sig.rank_sum_histogram(item_sales, "sales", "shared_by_hub", "top_category").toPandas()
+    r = sig.stratified_rank_sum(rows.to_dict("records"))
+    out.append(sig.TestResult(
+        "hub_sales", "E6", "rank-sum of item sales, shared by a hub vs not, per top category",
+        r["mean_diff"], "mean difference", r["z"], r["p"], r["n"],
+    ))
+    p = sig.pearson(weekly.where(F.col("scale") > 0), "scale", "sales")
+    out.append(sig.TestResult(
+        "scale_vs_sales", "", "Pearson r of weekly scale and sales (item-weeks, scale >= 1)",
+        p["r"], "r", p["r"], p["p"], p["n"],
+    ))
+    return out
+
+
+def default_run_id(lake: Lake, config: ObserveConfig) -> str:
+    """Config digest + raw table versions: a re-run over unchanged input commits nothing new."""
+    import hashlib
+    import json
+
+    versions = {t: lake.table("raw", t).version() for t in RAW_TABLES}
+    text = json.dumps({"config": asdict(config), "raw": versions}, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
