@@ -1,0 +1,662 @@
+"""Validated ingest: CSV / JSON Lines / Parquet files -> ``raw/<table>`` + ``quarantine/<table>``.
+
+Every input record ends up in exactly one of the two tables, so ``read == accepted +
+quarantined``. A record is quarantined (with its raw text, source file, row number, reason and
+batch id) when
+
+* it cannot be parsed: a CSV line with the wrong number of fields or unbalanced quotes, a JSON
+  line that is not an object;
+* a value does not have its column's type: ``column ts: 'abc' is not a timestamp``;
+* a key column is null: ``null key column receiver_id``;
+* a rule of its table fails: ``sender_id == receiver_id``, ``amount < 0``, a time outside the
+  bounds (default 2000-01-01 .. now + 1 day), ``action 'foo' not in (view, click, ...)``.
+
+All reasons of a record are joined with ``; ``. Input that is not the named format at all (binary
+in a CSV, JSON given as Parquet, a CSV without a header naming the required columns), or a path
+that does not exist, raises ``IngestInputError`` before anything is committed.
+
+Format notes:
+
+* CSV: comma-separated, each file starts with a header line naming the columns (any order;
+  extra columns are ignored). Records are single lines (no line breaks inside quoted fields).
+  ``row_number`` is the physical line number in the file (the header is line 1).
+* JSON: JSON Lines, one object per line; extra fields are ignored. ``row_number`` is the line.
+* Parquet: read with the file's own schema; a column whose type differs from the table's is
+  cast value by value with the same checks. ``row_number`` is the 1-based row in the file.
+* Timestamps are ISO-8601 text (``2024-01-01 10:00:00``, ``2024-01-01T10:00:00Z``, with or
+  without an offset); without an offset they are read in the session time zone.
+* Blank lines are not records: they are skipped and counted in the summary.
+* A required column (a key or a non-nullable one) missing from a file is a
+  ``SchemaMismatchError``; a missing nullable column reads as null.
+
+Idempotency: both commits carry the app id ``ingest:<table>:<run_id>``; the default run id
+hashes the input files' names, sizes and modification times, so ingesting the same input twice
+commits nothing the second time.
+"""
+
+from __future__ import annotations
+
+import codecs
+import datetime as dt
+import hashlib
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from pipeline.lake import Lake
+from pipeline.schemas import (
+    BROWSE_ACTIONS,
+    BROWSE_PAGES,
+    QUARANTINE,
+    RAW,
+    RAW_KEYS,
+    RAW_PARTITIONS,
+    TOUCH_EVENTS,
+    SchemaMismatchError,
+    with_partitions,
+)
+
+FORMATS = ("csv", "json", "parquet")
+DEFAULT_MIN_TS = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+SNIFF_BYTES = 64 * 1024
+VALUE_SHOWN = 40  # characters of a bad value quoted in a reason
+
+# Table rules beyond types and keys.
+ENUMS: dict[str, dict[str, tuple[str, ...]]] = {
+    "browses": {"action": BROWSE_ACTIONS, "page": BROWSE_PAGES},
+    "touches": {"event": TOUCH_EVENTS, "page": BROWSE_PAGES},
+}
+NON_NEGATIVE: dict[str, tuple[str, ...]] = {
+    "purchases": ("amount",),
+    "items": ("price",),
+    "browses": ("stay_s",),
+}
+DISTINCT: dict[str, tuple[tuple[str, str], ...]] = {
+    "shares": (("sender_id", "receiver_id"),),
+}
+
+# Internal columns carried beside the data columns.
+RAW_TEXT, SOURCE, ROW, BLANK, PARSE_ERROR, REASON = (
+    "_raw",
+    "_source_file",
+    "_row_number",
+    "_blank",
+    "_parse_error",
+    "_reason",
+)
+
+
+class IngestInputError(ValueError):
+    """The input is missing or is not the named format; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What a valid record of one table looks like."""
+
+    table: str
+    schema: T.StructType
+    required: tuple[str, ...]
+    enums: dict[str, tuple[str, ...]]
+    non_negative: tuple[str, ...]
+    distinct: tuple[tuple[str, str], ...]
+    min_ts: dt.datetime
+    max_ts: dt.datetime
+
+    @classmethod
+    def for_table(
+        cls,
+        table: str,
+        min_ts: dt.datetime | None = None,
+        max_ts: dt.datetime | None = None,
+    ) -> Rules:
+        """The rules of ``table``; times must lie in ``[min_ts, max_ts]`` (default
+        2000-01-01 .. now + 1 day; naive datetimes are UTC)."""
+        if table not in RAW:
+            raise ValueError(f"unknown table {table!r}; expected one of {sorted(RAW)}")
+        schema = RAW[table]
+        non_nullable = [f.name for f in schema.fields if not f.nullable]
+        required = tuple(dict.fromkeys([*RAW_KEYS[table], *non_nullable]))
+        now = dt.datetime.now(dt.UTC)
+        return cls(
+            table=table,
+            schema=schema,
+            required=required,
+            enums=ENUMS.get(table, {}),
+            non_negative=NON_NEGATIVE.get(table, ()),
+            distinct=DISTINCT.get(table, ()),
+            min_ts=_utc(min_ts or DEFAULT_MIN_TS),
+            max_ts=_utc(max_ts or now + dt.timedelta(days=1)),
+        )
+
+
+@dataclass
+class IngestSummary:
+    """What one ingest did; ``read == accepted + quarantined``."""
+
+    table: str
+    format: str
+    input: str
+    files: int
+    run_id: str
+    read: int
+    accepted: int
+    quarantined: int
+    blank_lines_skipped: int
+    raw_commit: str
+    quarantine_commit: str
+    committed: bool  # False when this run id had already been ingested
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+# -- input files (driver side, cheap: names, sizes, the first bytes) -------------------------
+
+
+def list_input_files(path: str | os.PathLike) -> list[Path]:
+    """The data files of ``path`` (a file, or a folder searched recursively; names starting
+    with ``.`` or ``_`` are skipped, as Spark does)."""
+    root = Path(path)
+    if not root.exists():
+        raise IngestInputError(f"input {root} does not exist")
+    if root.is_file():
+        return [root]
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
+    )
+    if not files:
+        raise IngestInputError(f"input folder {root} holds no data files")
+    return files
+
+
+def default_run_id(files: list[Path]) -> str:
+    """A hash of the files' names, sizes and modification times: same input, same run id."""
+    digest = hashlib.sha256()
+    for file in sorted(files):
+        st = file.stat()
+        digest.update(f"{file.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _first_text(file: Path) -> str:
+    """The file's first bytes as text; IngestInputError if they are not UTF-8 text."""
+    with open(file, "rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    if b"\0" in head:
+        raise IngestInputError(f"input {file} is not a text file (it holds NUL bytes)")
+    try:
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError as err:
+        raise IngestInputError(f"input {file} is not UTF-8 text ({err.reason})") from None
+    return text.removeprefix("\ufeff")
+
+
+def _check_columns(file: Path, present: list[str], rules: Rules, fmt: str) -> None:
+    for name in rules.required:
+        if name not in present:
+            raise SchemaMismatchError(
+                f"input {file}: required column {name!r} is missing from the {fmt} "
+                f"(expected {rules.schema[name].dataType.simpleString()}; found {present})"
+            )
+
+
+def csv_header(file: Path, rules: Rules) -> tuple[str, ...] | None:
+    """The column names of a CSV file's header line (None for an empty file)."""
+    text = _first_text(file)
+    if not text.strip():
+        return None
+    first = text.splitlines()[0]
+    names = tuple(name.strip().strip('"').strip() for name in first.split(","))
+    if not set(names) & set(rules.schema.names) or first.lstrip().startswith(("{", "[")):
+        raise IngestInputError(
+            f"input {file} is not CSV with a header line: its first line {first[:80]!r} "
+            f"names none of the columns {', '.join(rules.schema.names)}"
+        )
+    _check_columns(file, list(names), rules, "CSV header")
+    return names
+
+
+def check_json(file: Path) -> bool:
+    """Whether a JSON Lines file has any content; IngestInputError if it is not JSON Lines."""
+    text = _first_text(file)
+    first = next((line for line in text.splitlines() if line.strip()), None)
+    if first is None:
+        return False
+    if not first.lstrip().startswith("{"):
+        raise IngestInputError(
+            f"input {file} is not JSON Lines (one object per line): its first line is "
+            f"{first[:80]!r}"
+        )
+    return True
+
+
+def parquet_schema(file: Path, rules: Rules) -> pa.Schema:
+    """The Parquet file's schema; IngestInputError if it is not Parquet."""
+    try:
+        schema = pq.read_schema(file)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise IngestInputError(f"input {file} is not a Parquet file ({err})") from None
+    _check_columns(file, schema.names, rules, "Parquet file")
+    for f in schema:
+        if pa.types.is_timestamp(f.type) and f.type.unit == "ns":
+            # Spark cannot read TIMESTAMP(NANOS) at all: say so instead of a JVM stack trace.
+            raise SchemaMismatchError(
+                f"input {file}: column {f.name!r} is a nanosecond timestamp, which Spark "
+                "cannot read; write it with microseconds (pyarrow coerce_timestamps='us')"
+            )
+    return schema
+
+
+# -- reading (Spark) -------------------------------------------------------------------------
+
+
+def read_lines(spark: SparkSession, files: list[Path]) -> DataFrame:
+    """Text lines with ``_raw``, ``_source_file`` and ``_row_number`` (1-based line number).
+
+    A large file is split across tasks, so the line number is the line's position inside its
+    split plus the number of lines in the file's earlier splits (a small per-split count).
+    """
+    lines = (
+        spark.read.option("recursiveFileLookup", "true")
+        .text([str(f) for f in files])
+        .select(
+            F.col("value").alias(RAW_TEXT),
+            F.col("_metadata.file_path").alias("_file"),
+            F.col("_metadata.file_block_start").alias("_block"),
+            F.monotonically_increasing_id().alias("_pos"),  # consecutive inside a split
+        )
+    )
+    earlier = (
+        Window.partitionBy("_file").orderBy("_block").rowsBetween(Window.unboundedPreceding, -1)
+    )
+    splits = (
+        lines.groupBy("_file", "_block")
+        .agg(F.count(F.lit(1)).alias("_lines"), F.min("_pos").alias("_first"))
+        .withColumn("_offset", F.coalesce(F.sum("_lines").over(earlier), F.lit(0)))
+        .drop("_lines")
+    )
+    return lines.join(F.broadcast(splits), ["_file", "_block"]).select(
+        RAW_TEXT,
+        _local_path(F.col("_file")).alias(SOURCE),
+        (F.col("_offset") + F.col("_pos") - F.col("_first") + 1).alias(ROW),
+    )
+
+
+def _local_path(uri: Column) -> Column:
+    """``file:/a/b.csv`` -> ``/a/b.csv``; other URIs (hdfs://, s3a://) stay as they are."""
+    return F.regexp_replace(uri, r"^file:(//)?(?=/)", "")
+
+
+def _string_schema(columns: list[str] | tuple[str, ...]) -> str:
+    fields = [f"`{c}` STRING" for c in columns]
+    return ", ".join([*fields, f"{PARSE_ERROR} STRING"])
+
+
+def parse_csv(lines: DataFrame, header: tuple[str, ...], rules: Rules) -> DataFrame:
+    """CSV lines (of files sharing ``header``) -> one string column per table column."""
+    parsed = F.from_csv(
+        F.col(RAW_TEXT),
+        _string_schema(header),
+        {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": PARSE_ERROR},
+    )
+    reason = (
+        f"malformed CSV line: expected {len(header)} comma-separated fields "
+        f"({', '.join(header)}) with balanced quotes"
+    )
+    return (
+        lines.where(F.col(ROW) > 1)  # line 1 is the header
+        .withColumn("_parsed", parsed)
+        .select(
+            RAW_TEXT,
+            SOURCE,
+            ROW,
+            (F.trim(F.col(RAW_TEXT)) == "").alias(BLANK),
+            F.when(F.col(f"_parsed.{PARSE_ERROR}").isNotNull(), F.lit(reason)).alias(PARSE_ERROR),
+            *_data_columns("_parsed", header, rules),
+        )
+    )
+
+
+def parse_json(lines: DataFrame, rules: Rules) -> DataFrame:
+    """JSON Lines -> one string column per table column (nested values as their JSON)."""
+    names = rules.schema.names
+    parsed = F.from_json(
+        F.col(RAW_TEXT),
+        _string_schema(names),
+        {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": PARSE_ERROR},
+    )
+    return lines.withColumn("_parsed", parsed).select(
+        RAW_TEXT,
+        SOURCE,
+        ROW,
+        (F.trim(F.col(RAW_TEXT)) == "").alias(BLANK),
+        F.when(
+            F.col(f"_parsed.{PARSE_ERROR}").isNotNull(),
+            F.lit("malformed JSON line: not a JSON object"),
+        ).alias(PARSE_ERROR),
+        *_data_columns("_parsed", names, rules),
+    )
+
+
+def _data_columns(struct: str, present, rules: Rules) -> list[Column]:
+    return [
+        (F.col(f"{struct}.`{name}`") if name in present else F.lit(None).cast("string")).alias(name)
+        for name in rules.schema.names
+    ]
+
+
+def read_parquet(spark: SparkSession, files: list[Path], rules: Rules) -> DataFrame:
+    """Parquet rows -> the table's columns, as stored where the type matches, else as strings
+    (validated like text). ``_raw`` is the row as JSON."""
+    frame = spark.read.parquet(*[str(f) for f in files])
+    have = {f.name: f.dataType for f in frame.schema.fields}
+    columns = []
+    for target in rules.schema.fields:
+        if target.name not in have:
+            columns.append(F.lit(None).cast(target.dataType).alias(target.name))
+        elif have[target.name] == target.dataType:
+            columns.append(F.col(f"`{target.name}`"))
+        else:
+            columns.append(F.col(f"`{target.name}`").cast("string").alias(target.name))
+    return frame.select(
+        F.to_json(F.struct(*[F.col(f"`{c}`") for c in frame.columns])).alias(RAW_TEXT),
+        _local_path(F.col("_metadata.file_path")).alias(SOURCE),
+        (F.col("_metadata.row_index") + 1).alias(ROW),
+        F.lit(False).alias(BLANK),
+        F.lit(None).cast("string").alias(PARSE_ERROR),
+        *columns,
+    )
+
+
+# -- validation ------------------------------------------------------------------------------
+
+
+def _shown(value: Column) -> Column:
+    return F.substring(value, 1, VALUE_SHOWN)
+
+
+def _type_name(dtype: T.DataType) -> str:
+    name = dtype.simpleString()
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
+
+
+def validate(parsed: DataFrame, rules: Rules) -> DataFrame:
+    """Typed table columns plus ``_reason`` (null = accepted) for every record.
+
+    ``parsed`` holds each table column either already typed or as a string, and the columns
+    ``_raw``, ``_source_file``, ``_row_number``, ``_blank`` and ``_parse_error``.
+    """
+    given = {f.name: f.dataType for f in parsed.schema.fields}
+    typed: dict[str, Column] = {}
+    checks: list[Column] = []
+    for target in rules.schema.fields:
+        name, dtype = target.name, target.dataType
+        raw = F.col(f"`{name}`")
+        if given[name] == dtype:
+            value = raw
+        else:
+            value = raw.try_cast(dtype)
+            text = raw.cast("string")
+            checks.append(
+                F.when(
+                    text.isNotNull() & value.isNull(),
+                    F.concat(
+                        F.lit(f"column {name}: '"),
+                        _shown(text),
+                        F.lit(f"' is not {_type_name(dtype)}"),
+                    ),
+                )
+            )
+        if isinstance(dtype, T.DoubleType):
+            checks.append(
+                F.when(
+                    F.isnan(value) | value.isin(float("inf"), float("-inf")),
+                    F.concat(
+                        F.lit(f"column {name}: "),
+                        value.cast("string"),
+                        F.lit(" is not a finite number"),
+                    ),
+                )
+            )
+        if name in rules.required:
+            checks.append(F.when(raw.isNull(), F.lit(f"null key column {name}")))
+        if isinstance(dtype, T.TimestampType):
+            low, high = rules.min_ts, rules.max_ts
+            checks.append(
+                F.when(
+                    (value < F.lit(low)) | (value > F.lit(high)),
+                    F.concat(
+                        F.lit(f"column {name}: "),
+                        F.lit("'"),
+                        F.date_format(value, "yyyy-MM-dd HH:mm:ss"),
+                        F.lit(f"' outside [{low:%Y-%m-%d %H:%M:%S}, {high:%Y-%m-%d %H:%M:%S}]"),
+                    ),
+                )
+            )
+        if name in rules.non_negative:
+            checks.append(F.when(value < 0, F.lit(f"{name} < 0")))
+        if name in rules.enums:
+            allowed = rules.enums[name]
+            checks.append(
+                F.when(
+                    ~value.isin(*allowed),
+                    F.concat(
+                        F.lit(f"{name} '"), _shown(value), F.lit(f"' not in ({', '.join(allowed)})")
+                    ),
+                )
+            )
+        typed[name] = value
+    for left, right in rules.distinct:
+        checks.append(F.when(typed[left] == typed[right], F.lit(f"{left} == {right}")))
+
+    field_reasons = F.concat_ws("; ", *checks)
+    reason = (
+        F.when(F.col(BLANK), F.lit(None))
+        .when(F.col(PARSE_ERROR).isNotNull(), F.col(PARSE_ERROR))
+        .otherwise(F.nullif(field_reasons, F.lit("")))
+    )
+    return parsed.select(
+        *[typed[name].alias(name) for name in rules.schema.names],
+        RAW_TEXT,
+        SOURCE,
+        ROW,
+        BLANK,
+        reason.alias(REASON),
+    )
+
+
+def accepted_rows(validated: DataFrame, table: str) -> DataFrame:
+    """The accepted records in the stored schema of ``raw/<table>`` (with partition columns)."""
+    schema = with_partitions(table, RAW[table])
+    rows = validated.where(F.col(REASON).isNull() & ~F.col(BLANK))
+    if "week_start" in RAW_PARTITIONS.get(table, []):
+        rows = rows.withColumn("week_start", F.to_date(F.date_trunc("week", F.col("ts"))))
+    return rows.select(*[F.col(f.name).cast(f.dataType) for f in schema.fields])
+
+
+def quarantine_rows(validated: DataFrame, batch_id: str, ingested_at: dt.datetime) -> DataFrame:
+    """The rejected records in the QUARANTINE schema."""
+    return validated.where(F.col(REASON).isNotNull()).select(
+        F.lit(batch_id).alias("batch_id"),
+        F.col(SOURCE).alias("source_file"),
+        F.col(ROW).cast("long").alias("row_number"),
+        F.col(RAW_TEXT).alias("raw"),
+        F.col(REASON).alias("reason"),
+        F.lit(_utc(ingested_at)).cast("timestamp").alias("ingested_at"),
+    )
+
+
+def plan_input(files: list[Path], fmt: str, rules: Rules) -> dict[object, list[Path]]:
+    """Check every input file on the driver (first bytes, headers, Parquet footers) and group
+    the files that Spark can read together. Raises before any Spark work is done."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
+    groups: dict[object, list[Path]] = {}
+    if fmt == "csv":
+        for file in files:
+            header = csv_header(file, rules)
+            if header is not None:
+                groups.setdefault(header, []).append(file)
+    elif fmt == "json":
+        nonempty = [f for f in files if check_json(f)]
+        if nonempty:
+            groups[None] = nonempty
+    else:
+        for file in files:
+            schema = parquet_schema(file, rules)
+            # Files read together must agree on their schema (Spark reads one footer).
+            groups.setdefault(str(schema.remove_metadata()), []).append(file)
+    return groups
+
+
+def check_input(input_path: str | os.PathLike, fmt: str, table: str) -> list[Path]:
+    """The input's files, checked to be ``fmt`` with the table's required columns."""
+    files = list_input_files(input_path)
+    plan_input(files, fmt, Rules.for_table(table))
+    return files
+
+
+def read_validated(spark: SparkSession, files: list[Path], fmt: str, rules: Rules) -> DataFrame:
+    """Check the input files, read them and validate every record (lazy)."""
+    groups = plan_input(files, fmt, rules)
+    parts = []
+    for key, group in groups.items():
+        if fmt == "csv":
+            parts.append(parse_csv(read_lines(spark, group), key, rules))
+        elif fmt == "json":
+            parts.append(parse_json(read_lines(spark, group), rules))
+        else:
+            parts.append(read_parquet(spark, group, rules))
+    if not parts:
+        # Only empty files: nothing to read, but still a valid (empty) batch.
+        empty = T.StructType(
+            [T.StructField(name, T.StringType()) for name in rules.schema.names]
+            + [
+                T.StructField(RAW_TEXT, T.StringType()),
+                T.StructField(SOURCE, T.StringType()),
+                T.StructField(ROW, T.LongType()),
+                T.StructField(BLANK, T.BooleanType()),
+                T.StructField(PARSE_ERROR, T.StringType()),
+            ]
+        )
+        parts.append(spark.createDataFrame([], empty))
+    # Typed-as-stored columns of one Parquet group may be strings in another: unify to string.
+    if len(parts) > 1:
+        parts = [_strings_where_mixed(p, parts) for p in parts]
+    parsed = parts[0]
+    for part in parts[1:]:
+        parsed = parsed.unionByName(part)
+    return validate(parsed, rules)
+
+
+def _strings_where_mixed(part: DataFrame, parts: list[DataFrame]) -> DataFrame:
+    types: dict[str, set] = {}
+    for p in parts:
+        for f in p.schema.fields:
+            types.setdefault(f.name, set()).add(f.dataType)
+    return part.select(
+        *[
+            F.col(f"`{f.name}`").cast("string").alias(f.name)
+            if len(types[f.name]) > 1
+            else F.col(f"`{f.name}`")
+            for f in part.schema.fields
+        ]
+    )
+
+
+def ingest(
+    spark: SparkSession,
+    lake: Lake,
+    table: str,
+    input_path: str | os.PathLike,
+    fmt: str,
+    run_id: str | None = None,
+    min_ts: dt.datetime | None = None,
+    max_ts: dt.datetime | None = None,
+) -> IngestSummary:
+    """Validate ``input_path`` and commit it to ``raw/<table>`` and ``quarantine/<table>``.
+
+    Args:
+        table: one of ``pipeline.schemas.RAW``.
+        input_path: a file or a folder of files.
+        fmt: ``csv``, ``json`` or ``parquet``.
+        run_id: idempotency key (default: a hash of the input files' names, sizes, mtimes).
+        min_ts, max_ts: accepted time range (default 2000-01-01 .. now + 1 day).
+    """
+    rules = Rules.for_table(table, min_ts, max_ts)
+    files = list_input_files(input_path)
+    run_id = run_id or default_run_id(files)
+    app_id = f"ingest:{table}:{run_id}"
+    ingested_at = dt.datetime.now(dt.UTC)
+
+    validated = read_validated(spark, files, fmt, rules).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        # The only rows that reach the driver: counts per kind of reason, with the quoted
+        # values masked so that their number stays small whatever the data holds.
+        kind = F.regexp_replace(F.col(REASON), r"'[^']*'", "'...'")
+        counts = (
+            validated.groupBy(F.col(BLANK).alias("blank"), kind.alias("kind"))
+            .agg(F.count(F.lit(1)).alias("n"))
+            .collect()
+        )
+        blank = sum(r["n"] for r in counts if r["blank"])
+        read = sum(r["n"] for r in counts if not r["blank"])
+        accepted = sum(r["n"] for r in counts if not r["blank"] and r["kind"] is None)
+        reasons = {r["kind"]: r["n"] for r in counts if r["kind"] is not None}
+        quarantined = sum(reasons.values())
+        assert read == accepted + quarantined, (read, accepted, quarantined)
+
+        raw_result = lake.write(
+            accepted_rows(validated, table),
+            "raw",
+            table,
+            partition_by=RAW_PARTITIONS.get(table, []),
+            app_id=app_id,
+            expected_schema=with_partitions(table, RAW[table]),
+        )
+        quarantine_result = lake.write(
+            quarantine_rows(validated, run_id, ingested_at),
+            "quarantine",
+            table,
+            app_id=app_id,
+            expected_schema=QUARANTINE,
+        )
+    finally:
+        validated.unpersist()
+
+    # What was committed must be what was counted (the file footers count the rows written).
+    if not raw_result.skipped:
+        assert raw_result.rows == accepted, (raw_result.rows, accepted)
+    if not quarantine_result.skipped:
+        assert quarantine_result.rows == quarantined, (quarantine_result.rows, quarantined)
+    return IngestSummary(
+        table=table,
+        format=fmt,
+        input=str(input_path),
+        files=len(files),
+        run_id=run_id,
+        read=read,
+        accepted=accepted,
+        quarantined=quarantined,
+        blank_lines_skipped=blank,
+        raw_commit=str(raw_result),
+        quarantine_commit=str(quarantine_result),
+        committed=not (raw_result.skipped and quarantine_result.skipped),
+        reasons=dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+    )
