@@ -1,0 +1,623 @@
+"""InfNet shards: one row per purchase query q = (u, p, day) with its 4 weekly diffusion sub-graphs.
+
+    python -m jobs.build_shards --lake LAKE --task infnet [--queries N] [--fanout K] \
+        [--obs-weeks 4] [--pred-start YYYY-MM-DD] [--label-hours 24] [--seed S]
+
+Paper: "How Powerful are Interest Diffusion on Purchasing Prediction: A Case Study of Taocode",
+Sec. 2 (problem), 4.1 (sub-graph construction), 5.1 (prediction datasets). What is built:
+
+* **Queries** (Sec. 5.1): every Taocode record (sender, receiver u, item p, ts) received on one of
+  the prediction days that follow the observation weeks is a query (u, p, day); repeated records
+  of the same (u, p, day) are one query at the first record's time ``query_ts``. ``--queries N``
+  samples at most N queries per day (seeded). Label: u buys p in ``(query_ts, query_ts + H]``
+  (H = ``--label-hours``, default 24: "within the time span" of one day). The first
+  ``--train-days`` (2) days split at random (seeded hash) 7:3 into train / val; the remaining
+  ``--test-days`` (1) day is test.
+* **Weekly sub-graphs** (Sec. 4.1): for a query on day D, week k in 0..W-1 covers the days
+  ``[D - 7(W-k), D - 7(W-k-1))``, so the last week ends where the query day starts and no edge
+  comes from the query day or later. Seeds are u and the senders S_u(p) who shared p with u in
+  ``[D - 7W, query_ts]`` (the query's own sender included). In each week's diffusion network
+  (share edges of that week, both directions walked) a BFS to depth 2 samples nodes; a hop keeps
+  at most ``--fanout`` neighbours per frontier node (the most recently active edges), and the
+  manifest counts how often that cap bit. The week's sub-graph is the share edges of that week
+  among its sampled nodes. Seeds are in every week's sub-graph, connected or not.
+* **Features**, all from strictly before ``query_ts``:
+  node (per query, the same in every week): log1p spend per price-index (PI) bin over the last
+  ``--history-days`` (365, "the past year"), log1p spend of the last 30 days, whether the node
+  bought p before, then the role one-hot (target / seed sender / other);
+  edge (per week): the sum of the PI one-hot vectors of the items the pair shared that week
+  (sender -> receiver);
+  item: PI one-hot and top-category one-hot.
+  ``cold`` marks queries whose user bought nothing in the history window (Table 4).
+
+Everything is DataFrame joins and window functions (explode seeds, join the week's edges, rank
+neighbours for the fanout); the driver only collects a handful of numbers (PI bin edges, day
+range, manifest counts). Shards are Parquet files of at most ``--rows-per-file`` rows committed
+as ``shards/infnet``; the manifest is a one-row table ``shards/infnet_manifest`` whose ``json``
+column holds counts per split and label, feature sizes, schema version, fanout and cap counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from pipeline.lake import Lake
+from pipeline.shards import register
+
+SCHEMA_VERSION = 1
+SHARD_TABLE = "infnet"
+MANIFEST_TABLE = "infnet_manifest"
+ROLES = ("target", "seed", "other")
+ROLE_TARGET, ROLE_SEED, ROLE_OTHER = 0, 1, 2
+
+WEEK = T.StructType(
+    [
+        T.StructField("week", T.IntegerType(), False),
+        T.StructField("nodes", T.ArrayType(T.IntegerType()), False),
+        T.StructField("edge_src", T.ArrayType(T.IntegerType()), False),
+        T.StructField("edge_dst", T.ArrayType(T.IntegerType()), False),
+        T.StructField("edge_attr", T.ArrayType(T.ArrayType(T.FloatType())), False),
+    ]
+)
+
+#: One row per query. Node indices in ``weeks`` point into ``node_ids`` / ``node_x``; index 0 is
+#: always the target user, then the seed senders, then the other sampled nodes.
+INFNET_SHARD = T.StructType(
+    [
+        T.StructField("query_id", T.LongType(), False),
+        T.StructField("user_id", T.LongType(), False),
+        T.StructField("item_id", T.LongType(), False),
+        T.StructField("query_day", T.DateType(), False),
+        T.StructField("query_ts", T.TimestampType(), False),
+        T.StructField("split", T.StringType(), False),
+        T.StructField("label", T.IntegerType(), False),
+        T.StructField("cold", T.BooleanType(), False),
+        T.StructField("fanout_capped", T.IntegerType(), False),
+        T.StructField("item_x", T.ArrayType(T.FloatType()), False),
+        T.StructField("node_ids", T.ArrayType(T.LongType()), False),
+        T.StructField("node_role", T.ArrayType(T.IntegerType()), False),
+        T.StructField("node_x", T.ArrayType(T.ArrayType(T.FloatType())), False),
+        T.StructField("weeks", T.ArrayType(WEEK), False),
+    ]
+)
+
+
+@dataclass
+class InfNetShardConfig:
+    """Options of the InfNet shard builder (see the module docstring)."""
+
+    obs_weeks: int = 4
+    train_days: int = 2
+    test_days: int = 1
+    val_fraction: float = 0.3
+    pred_start: str | None = None  # ISO date; None: the last full prediction days of the data
+    label_hours: float = 24.0
+    history_days: int = 365
+    recent_days: int = 30
+    queries: int | None = None  # per prediction day; None: all
+    fanout: int = 20
+    pi_bins: int = 10
+    seed: int = 0
+    rows_per_file: int = 5000
+
+    @property
+    def pred_days(self) -> int:
+        return self.train_days + self.test_days
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> InfNetShardConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in vars(args).items() if k in known and v is not None})
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = InfNetShardConfig()
+    parser.add_argument("--obs-weeks", type=int, default=d.obs_weeks, help="weekly sub-graphs")
+    parser.add_argument("--train-days", type=int, default=d.train_days)
+    parser.add_argument("--test-days", type=int, default=d.test_days)
+    parser.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    parser.add_argument("--pred-start", default=None, help="first prediction day (YYYY-MM-DD)")
+    parser.add_argument("--label-hours", type=float, default=d.label_hours)
+    parser.add_argument("--history-days", type=int, default=d.history_days)
+    parser.add_argument("--recent-days", type=int, default=d.recent_days)
+    parser.add_argument("--queries", type=int, default=None, help="max queries per day")
+    parser.add_argument("--fanout", type=int, default=d.fanout, help="max neighbours per hop")
+    parser.add_argument("--pi-bins", type=int, default=d.pi_bins)
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--rows-per-file", type=int, default=d.rows_per_file)
+
+
+# -- small driver-side facts ---------------------------------------------------------------------
+
+
+def pi_bin_edges(items: DataFrame, n_bins: int) -> list[float]:
+    """Quantile edges of the items' price index (n_bins - 1 numbers)."""
+    probs = [i / n_bins for i in range(1, n_bins)]
+    edges = items.approxQuantile("price_index", probs, 0.001)
+    return sorted(set(float(e) for e in edges))
+
+
+def prediction_start(shares: DataFrame, cfg: InfNetShardConfig) -> dt.date:
+    """The first prediction day: given, or the latest one whose label window the data covers."""
+    if cfg.pred_start:
+        return dt.date.fromisoformat(cfg.pred_start)
+    last = shares.agg(F.max(F.to_date("ts")).alias("d")).first()["d"]
+    if last is None:
+        raise ValueError("raw/shares is empty: no queries to build")
+    horizon_days = int(-(-cfg.label_hours // 24))
+    return last - dt.timedelta(days=cfg.pred_days + horizon_days - 1)
+
+
+# -- transformations ------------------------------------------------------------------------------
+
+
+def with_item_bins(items: DataFrame, edges: list[float]) -> DataFrame:
+    """items -> (item_id, pi_bin, category): pi_bin counts the edges below the price index."""
+    pi_bin = F.lit(0)
+    for edge in edges:
+        pi_bin = pi_bin + F.when(F.col("price_index") > F.lit(edge), 1).otherwise(0)
+    return items.select(
+        "item_id",
+        pi_bin.cast("int").alias("pi_bin"),
+        F.col("top_category").cast("int").alias("category"),
+    )
+
+
+def one_hot(index_col: str, size: int) -> F.Column:
+    return F.array(*[(F.col(index_col) == i).cast("float") for i in range(size)])
+
+
+def select_queries(shares: DataFrame, start: dt.date, cfg: InfNetShardConfig) -> DataFrame:
+    """Shares received on the prediction days -> one query per (user, item, day), sampled."""
+    day_idx = F.datediff(F.to_date("ts"), F.lit(start))
+    queries = (
+        shares.withColumn("day_idx", day_idx)
+        .filter((F.col("day_idx") >= 0) & (F.col("day_idx") < cfg.pred_days))
+        .groupBy(
+            F.col("receiver_id").alias("user_id"),
+            "item_id",
+            F.to_date("ts").alias("query_day"),
+            "day_idx",
+        )
+        .agg(F.min("ts").alias("query_ts"))
+        .withColumn("query_id", F.xxhash64("user_id", "item_id", "query_day"))
+    )
+    if cfg.queries is not None:
+        order = Window.partitionBy("day_idx").orderBy(
+            F.xxhash64("query_id", F.lit(cfg.seed)), "query_id"
+        )
+        queries = (
+            queries.withColumn("_rank", F.row_number().over(order))
+            .filter(F.col("_rank") <= cfg.queries)
+            .drop("_rank")
+        )
+    # A seeded hash, not rand(): the split must not depend on how rows fall into partitions.
+    unit = F.pmod(F.xxhash64("query_id", F.lit(cfg.seed + 1)), F.lit(1_000_000)) / 1e6
+    split = (
+        F.when(F.col("day_idx") >= cfg.train_days, "test")
+        .when(unit < 1.0 - cfg.val_fraction, "train")
+        .otherwise("val")
+    )
+    return queries.withColumn("split", split)
+
+
+def with_labels(queries: DataFrame, purchases: DataFrame, cfg: InfNetShardConfig) -> DataFrame:
+    """label = 1 when the user buys the item in (query_ts, query_ts + label_hours]."""
+    horizon = F.expr(f"INTERVAL {int(cfg.label_hours * 3600)} SECONDS")
+    q, p = queries.alias("q"), purchases.alias("p")
+    bought = (
+        q.join(
+            p,
+            (F.col("p.user_id") == F.col("q.user_id"))
+            & (F.col("p.item_id") == F.col("q.item_id"))
+            & (F.col("p.ts") > F.col("q.query_ts"))
+            & (F.col("p.ts") <= F.col("q.query_ts") + horizon),
+            "left_semi",
+        )
+        .select("query_id")
+        .withColumn("label", F.lit(1))
+    )
+    return queries.join(bought, "query_id", "left").fillna(0, subset=["label"])
+
+
+def weekly_edges(
+    shares: DataFrame, item_bins: DataFrame, days: DataFrame, cfg: InfNetShardConfig
+) -> DataFrame:
+    """(query_day, week, src, dst, last_ts, attr): the share edges of each week before each day.
+
+    ``attr`` sums the PI one-hot vectors of the items src shared with dst that week.
+    """
+    n_days = 7 * cfg.obs_weeks
+    offset = F.datediff(F.col("query_day"), F.to_date("ts"))  # 1 = the day before the query day
+    counts = [
+        F.sum((F.col("pi_bin") == b).cast("float")).alias(f"_b{b}") for b in range(cfg.pi_bins)
+    ]
+    return (
+        shares.join(F.broadcast(days), how="cross")
+        .withColumn("_offset", offset)
+        .filter((F.col("_offset") >= 1) & (F.col("_offset") <= n_days))
+        .withColumn("week", (F.lit(cfg.obs_weeks - 1) - F.floor((F.col("_offset") - 1) / 7)))
+        .join(item_bins, "item_id")
+        .groupBy(
+            "query_day",
+            F.col("week").cast("int").alias("week"),
+            F.col("sender_id").alias("src"),
+            F.col("receiver_id").alias("dst"),
+        )
+        .agg(F.max("ts").alias("last_ts"), *counts)
+        .select(
+            "query_day",
+            "week",
+            "src",
+            "dst",
+            "last_ts",
+            F.array(*[F.col(f"_b{b}") for b in range(cfg.pi_bins)]).alias("attr"),
+        )
+    )
+
+
+def undirected(edges: DataFrame) -> DataFrame:
+    """Both directions of each week's edges: (query_day, week, node, nbr, last_ts)."""
+    fwd = edges.select("query_day", "week", F.col("src").alias("node"), F.col("dst").alias("nbr"),
+                       "last_ts")
+    bwd = edges.select("query_day", "week", F.col("dst").alias("node"), F.col("src").alias("nbr"),
+                       "last_ts")
+    return (
+        fwd.unionByName(bwd)
+        .groupBy("query_day", "week", "node", "nbr")
+        .agg(F.max("last_ts").alias("last_ts"))
+    )
+
+
+def seed_nodes(queries: DataFrame, shares: DataFrame, cfg: InfNetShardConfig) -> DataFrame:
+    """(query_id, query_day, node, role): the target user and the senders of p to u."""
+    window_start = F.date_sub(F.col("q.query_day"), 7 * cfg.obs_weeks)
+    q, s = queries.alias("q"), shares.alias("s")
+    senders = q.join(
+        s,
+        (F.col("s.receiver_id") == F.col("q.user_id"))
+        & (F.col("s.item_id") == F.col("q.item_id"))
+        & (F.col("s.ts") <= F.col("q.query_ts"))
+        & (F.to_date("s.ts") >= window_start)
+        & (F.col("s.sender_id") != F.col("q.user_id")),
+    ).select(
+        "q.query_id", "q.query_day", F.col("s.sender_id").alias("node"),
+        F.lit(ROLE_SEED).alias("role"),
+    )
+    target = queries.select(
+        "query_id", "query_day", F.col("user_id").alias("node"), F.lit(ROLE_TARGET).alias("role")
+    )
+    return target.unionByName(senders).groupBy("query_id", "query_day", "node").agg(
+        F.min("role").alias("role")
+    )
+
+
+def expand_hop(frontier: DataFrame, adjacency: DataFrame, fanout: int) -> DataFrame:
+    """One BFS hop: each (query, week, node) keeps its ``fanout`` most recent neighbours.
+
+    Returns (query_id, query_day, week, node, nbr, n_nbrs); ``n_nbrs`` is the neighbour count
+    before the cap, so ``n_nbrs > fanout`` marks a frontier node where the cap bit.
+    """
+    key = ["query_id", "week", "node"]
+    by_recency = Window.partitionBy(*key).orderBy(F.desc("last_ts"), "nbr")
+    return (
+        frontier.join(adjacency, ["query_day", "week", "node"])
+        .withColumn("_rank", F.row_number().over(by_recency))
+        .withColumn("n_nbrs", F.count(F.lit(1)).over(Window.partitionBy(*key)))
+        .filter(F.col("_rank") <= fanout)
+        .select("query_id", "query_day", "week", "node", "nbr", "n_nbrs")
+    )
+
+
+def sample_subgraphs(
+    seeds: DataFrame, adjacency: DataFrame, weeks: DataFrame, fanout: int
+) -> tuple[DataFrame, DataFrame]:
+    """BFS to depth 2 from the seeds in every week.
+
+    Returns (nodes, capped): nodes = (query_id, query_day, week, node, role), seeds in every
+    week; capped = (query_id, week, hop, node, n_nbrs) for frontier nodes whose neighbours were cut.
+    """
+    key = ["query_id", "query_day", "week", "node"]
+    level0 = seeds.crossJoin(F.broadcast(weeks))
+    hop1 = expand_hop(level0.select(*key), adjacency, fanout)
+    level1 = (
+        hop1.select("query_id", "query_day", "week", F.col("nbr").alias("node"))
+        .distinct()
+        .join(level0.select(*key), key, "left_anti")
+    )
+    hop2 = expand_hop(level1, adjacency, fanout)
+    level2 = (
+        hop2.select("query_id", "query_day", "week", F.col("nbr").alias("node"))
+        .distinct()
+        .join(level0.select(*key), key, "left_anti")
+        .join(level1, key, "left_anti")
+    )
+    nodes = level0.select(*key, "role").unionByName(
+        level1.unionByName(level2).withColumn("role", F.lit(ROLE_OTHER))
+    )
+    capped = (
+        hop1.withColumn("hop", F.lit(1))
+        .unionByName(hop2.withColumn("hop", F.lit(2)))
+        .filter(F.col("n_nbrs") > fanout)
+        .select("query_id", "week", "hop", "node", "n_nbrs")
+        .distinct()
+    )
+    return nodes, capped
+
+
+def node_features(
+    query_nodes: DataFrame,
+    purchases: DataFrame,
+    item_bins: DataFrame,
+    cfg: InfNetShardConfig,
+) -> DataFrame:
+    """(query_id, node, ...) -> + x: purchase history strictly before query_ts, then role one-hot.
+
+    x = [log1p spend per PI bin over history_days, log1p spend over recent_days,
+         bought the query item before, one-hot role]; also ``any_purchase`` for ``cold``.
+    """
+    qn = query_nodes.alias("qn")
+    p = purchases.join(item_bins.select("item_id", "pi_bin"), "item_id").alias("p")
+    history = F.expr(f"INTERVAL {cfg.history_days} DAYS")
+    recent_start = F.col("qn.query_ts") - F.expr(f"INTERVAL {cfg.recent_days} DAYS")
+    joined = qn.join(
+        p,
+        (F.col("p.user_id") == F.col("qn.node"))
+        & (F.col("p.ts") < F.col("qn.query_ts"))
+        & (F.col("p.ts") >= F.col("qn.query_ts") - history),
+    )
+    spend = [
+        F.sum(F.when(F.col("p.pi_bin") == b, F.col("p.amount")).otherwise(0.0)).alias(f"_s{b}")
+        for b in range(cfg.pi_bins)
+    ]
+    hist = joined.groupBy("qn.query_id", "qn.node").agg(
+        *spend,
+        F.sum(F.when(F.col("p.ts") >= recent_start, F.col("p.amount")).otherwise(0.0)).alias(
+            "_recent"
+        ),
+        F.max((F.col("p.item_id") == F.col("qn.item_id")).cast("float")).alias("_bought_p"),
+        F.lit(True).alias("any_purchase"),
+    )
+    filled = query_nodes.join(hist, ["query_id", "node"], "left").fillna(0.0).fillna(
+        False, subset=["any_purchase"]
+    )
+    parts = [F.log1p(F.col(f"_s{b}")).cast("float") for b in range(cfg.pi_bins)]
+    parts += [F.log1p(F.col("_recent")).cast("float"), F.col("_bought_p").cast("float")]
+    parts += [(F.col("role") == r).cast("float") for r in range(len(ROLES))]
+    return filled.withColumn("x", F.array(*parts)).drop(
+        *[f"_s{b}" for b in range(cfg.pi_bins)], "_recent", "_bought_p"
+    )
+
+
+def node_dim(cfg: InfNetShardConfig) -> int:
+    return cfg.pi_bins + 2 + len(ROLES)
+
+
+def assemble(
+    queries: DataFrame,
+    nodes: DataFrame,
+    edges: DataFrame,
+    purchases: DataFrame,
+    item_bins: DataFrame,
+    capped: DataFrame,
+    n_categories: int,
+    cfg: InfNetShardConfig,
+) -> DataFrame:
+    """Nodes, edges and features -> one row per query in the ``INFNET_SHARD`` layout."""
+    # The query's node set is the union over weeks; index 0 is the target (role 0, unique).
+    query_nodes = (
+        nodes.groupBy("query_id", "node")
+        .agg(F.min("role").alias("role"))
+        .join(queries.select("query_id", "query_ts", "item_id"), "query_id")
+    )
+    order = Window.partitionBy("query_id").orderBy("role", "node")
+    query_nodes = query_nodes.withColumn("idx", (F.row_number().over(order) - 1).cast("int"))
+    featured = node_features(query_nodes, purchases, item_bins, cfg)
+    node_rows = featured.groupBy("query_id").agg(
+        F.sort_array(F.collect_list(F.struct("idx", "node", "role", "x"))).alias("_n"),
+        F.max(F.when(F.col("role") == ROLE_TARGET, F.col("any_purchase"))).alias("_warm"),
+    ).select(
+        "query_id",
+        F.col("_n.node").alias("node_ids"),
+        F.col("_n.role").cast("array<int>").alias("node_role"),
+        F.col("_n.x").alias("node_x"),
+        (~F.coalesce(F.col("_warm"), F.lit(False))).alias("cold"),
+    )
+
+    idx = query_nodes.select("query_id", "node", "idx")
+    week_nodes = (
+        nodes.join(idx, ["query_id", "node"])
+        .groupBy("query_id", "week")
+        .agg(F.sort_array(F.collect_list("idx")).alias("nodes"))
+    )
+    src = nodes.select("query_id", "query_day", "week", F.col("node").alias("src"))
+    dst = nodes.select("query_id", "week", F.col("node").alias("dst"))
+    week_edges = (
+        src.join(edges, ["query_day", "week", "src"])
+        .join(dst, ["query_id", "week", "dst"])
+        .join(idx.withColumnRenamed("node", "src").withColumnRenamed("idx", "s"),
+              ["query_id", "src"])
+        .join(idx.withColumnRenamed("node", "dst").withColumnRenamed("idx", "d"),
+              ["query_id", "dst"])
+        .groupBy("query_id", "week")
+        .agg(F.sort_array(F.collect_list(F.struct("s", "d", "attr"))).alias("_e"))
+        .select(
+            "query_id",
+            "week",
+            F.col("_e.s").alias("edge_src"),
+            F.col("_e.d").alias("edge_dst"),
+            F.col("_e.attr").alias("edge_attr"),
+        )
+    )
+    empty_int = F.array().cast("array<int>")
+    weeks = (
+        week_nodes.join(week_edges, ["query_id", "week"], "left")
+        .select(
+            "query_id",
+            F.struct(
+                F.col("week").cast("int").alias("week"),
+                "nodes",
+                F.coalesce("edge_src", empty_int).alias("edge_src"),
+                F.coalesce("edge_dst", empty_int).alias("edge_dst"),
+                F.coalesce("edge_attr", F.array().cast("array<array<float>>")).alias("edge_attr"),
+            ).alias("w"),
+        )
+        .groupBy("query_id")
+        .agg(F.sort_array(F.collect_list("w")).alias("weeks"))
+    )
+    capped_per_query = capped.groupBy("query_id").agg(F.count(F.lit(1)).alias("fanout_capped"))
+    item_x = F.concat(one_hot("pi_bin", cfg.pi_bins), one_hot("category", n_categories))
+    items_x = item_bins.select("item_id", item_x.alias("item_x"))
+    return (
+        queries.join(items_x, "item_id")
+        .join(node_rows, "query_id")
+        .join(weeks, "query_id")
+        .join(capped_per_query, "query_id", "left")
+        .fillna(0, subset=["fanout_capped"])
+        .select(
+            *[
+                F.col(f.name).cast(f.dataType).alias(f.name)
+                for f in INFNET_SHARD.fields
+            ]
+        )
+    )
+
+
+def build_infnet_shards(
+    spark: SparkSession,
+    shares: DataFrame,
+    purchases: DataFrame,
+    items: DataFrame,
+    cfg: InfNetShardConfig,
+) -> tuple[DataFrame, DataFrame, dict]:
+    """Raw tables -> (shard rows, capped frontier nodes, facts for the manifest)."""
+    if cfg.obs_weeks < 1 or cfg.fanout < 1 or cfg.pi_bins < 2:
+        raise ValueError(f"obs_weeks and fanout must be >= 1, pi_bins >= 2: {cfg}")
+    shares = shares.select("sender_id", "receiver_id", "item_id", "ts")
+    purchases = purchases.select("user_id", "item_id", "ts", "amount")
+    edges_pi = pi_bin_edges(items, cfg.pi_bins)
+    n_categories = int(items.agg(F.max("top_category")).first()[0]) + 1
+    item_bins = with_item_bins(items, edges_pi).cache()
+    start = prediction_start(shares, cfg)
+    days = spark.createDataFrame(
+        [(start + dt.timedelta(days=i),) for i in range(cfg.pred_days)],
+        T.StructType([T.StructField("query_day", T.DateType(), False)]),
+    )
+    weeks = spark.range(cfg.obs_weeks).select(F.col("id").cast("int").alias("week"))
+    window_start = start - dt.timedelta(days=7 * cfg.obs_weeks)
+    recent_shares = shares.filter(
+        (F.col("ts") >= F.lit(window_start))
+        & (F.col("ts") < F.lit(start + dt.timedelta(days=cfg.pred_days)))
+    )
+
+    queries = select_queries(recent_shares, start, cfg)
+    queries = with_labels(queries, purchases, cfg).cache()
+    edges = weekly_edges(recent_shares, item_bins, days, cfg).cache()
+    adjacency = undirected(edges).cache()
+    seeds = seed_nodes(queries, recent_shares, cfg)
+    nodes, capped = sample_subgraphs(seeds, adjacency, weeks, cfg.fanout)
+    nodes = nodes.cache()
+    capped = capped.cache()
+    rows = assemble(queries, nodes, edges, purchases, item_bins, capped, n_categories, cfg)
+    facts = {
+        "pi_bin_edges": edges_pi,
+        "n_categories": n_categories,
+        "pred_start": start.isoformat(),
+        "obs_start": window_start.isoformat(),
+    }
+    return rows, capped, facts
+
+
+def manifest(shards: DataFrame, capped: DataFrame, facts: dict, cfg: InfNetShardConfig) -> dict:
+    """Counts per split and label, feature sizes, fanout and how often it bit."""
+    counts: dict[str, dict[str, int]] = {}
+    for row in shards.groupBy("split", "label").count().collect():  # at most 6 rows
+        counts.setdefault(row["split"], {})[str(row["label"])] = row["count"]
+    sizes = shards.agg(
+        F.count(F.lit(1)).alias("queries"),
+        F.avg(F.size("node_ids")).alias("mean_nodes"),
+        F.max(F.size("node_ids")).alias("max_nodes"),
+        F.avg(F.aggregate("weeks", F.lit(0), lambda acc, w: acc + F.size(w["edge_src"]))).alias(
+            "mean_edges"
+        ),
+        F.sum((F.col("fanout_capped") > 0).cast("int")).alias("queries_capped"),
+        F.max(F.array_max("node_ids")).alias("max_user_id"),
+        F.max("item_id").alias("max_item_id"),
+    ).first()
+    cap = capped.groupBy("hop").agg(F.count(F.lit(1)).alias("n"), F.max("n_nbrs").alias("max"))
+    cap_by_hop = {str(r["hop"]): {"capped_nodes": r["n"], "max_neighbours": r["max"]}
+                  for r in cap.collect()}
+    n_queries = int(sizes["queries"] or 0)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "task": "infnet",
+        "counts": counts,
+        "queries": n_queries,
+        "node_dim": node_dim(cfg),
+        "edge_dim": cfg.pi_bins,
+        "item_dim": cfg.pi_bins + facts["n_categories"],
+        "num_weeks": cfg.obs_weeks,
+        "node_feature_names": [f"log1p_spend_pi{b}" for b in range(cfg.pi_bins)]
+        + ["log1p_spend_recent", "bought_item_before"]
+        + [f"role_{r}" for r in ROLES],
+        "max_user_id": int(sizes["max_user_id"] or 0),
+        "max_item_id": int(sizes["max_item_id"] or 0),
+        "mean_nodes": float(sizes["mean_nodes"] or 0.0),
+        "max_nodes": int(sizes["max_nodes"] or 0),
+        "mean_edges": float(sizes["mean_edges"] or 0.0),
+        "fanout": cfg.fanout,
+        "fanout_bites": {
+            "queries_capped": int(sizes["queries_capped"] or 0),
+            "fraction_of_queries": (int(sizes["queries_capped"] or 0) / n_queries)
+            if n_queries else 0.0,
+            "by_hop": cap_by_hop,
+        },
+        "config": asdict(cfg),
+        **facts,
+    }
+
+
+@register("infnet", arguments=add_arguments)
+def build(spark: SparkSession, lake: Lake, args: argparse.Namespace) -> dict:
+    cfg = InfNetShardConfig.from_args(args)
+    run_id = args.run_id or hashlib.sha1(
+        json.dumps(asdict(cfg), sort_keys=True).encode()
+    ).hexdigest()[:12]
+    app_id = f"build_shards-infnet-{run_id}"
+    rows, capped, facts = build_infnet_shards(
+        spark,
+        lake.read(spark, "raw", "shares"),
+        lake.read(spark, "raw", "purchases"),
+        lake.read(spark, "raw", "items"),
+        cfg,
+    )
+    result = lake.write(
+        rows,
+        "shards",
+        SHARD_TABLE,
+        mode="overwrite",
+        app_id=app_id,
+        expected_schema=INFNET_SHARD,
+        max_records_per_file=cfg.rows_per_file,
+    )
+    written = lake.read(spark, "shards", SHARD_TABLE)
+    info = manifest(written, capped, facts, cfg)
+    info["run_id"] = run_id
+    lake.write_arrow(
+        pa.table({"schema_version": [SCHEMA_VERSION], "run_id": [run_id],
+                  "json": [json.dumps(info, default=str)]}),
+        "shards",
+        MANIFEST_TABLE,
+        mode="overwrite",
+        app_id=app_id,
+    )
+    return {"shards": str(result), **info}
