@@ -82,7 +82,9 @@ RESULTS_SCHEMA = pa.schema(
 )
 
 # Fields that say where and how a run executes, not what it computes: left out of the hash.
-_NOT_HASHED = {"lake", "out", "run_id", "max_restarts", "stop_after_epoch", "device", "config"}
+_NOT_HASHED = {
+    "lake", "out", "run_id", "max_restarts", "stop_after_epoch", "device", "config", "find_unused",
+}
 
 
 @dataclasses.dataclass
@@ -108,6 +110,7 @@ class TrainConfig:
             time-sliced jobs); None trains to the end.
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         grad_clip: clip the global gradient norm to this value (None: no clipping).
+        find_unused: tell DDP that some parameters may get no gradient in a step (slower).
     """
 
     lake: str = ""
@@ -127,6 +130,7 @@ class TrainConfig:
     stop_after_epoch: int | None = None
     device: str = "auto"
     grad_clip: float | None = None
+    find_unused: bool = False
 
     def config_hash(self) -> str:
         items = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_HASHED}
@@ -177,6 +181,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     parser.add_argument("--stop-after-epoch", type=int)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--grad-clip", type=float)
+    parser.add_argument("--find-unused", action="store_true", default=None)
     args = parser.parse_args(argv)
 
     values: dict[str, Any] = {}
@@ -315,15 +320,14 @@ class LossModule(nn.Module):
         return self.model.loss(batch)
 
 
-def wrap(model: ShardModel, env: DistEnv) -> nn.Module:
+def wrap(model: ShardModel, env: DistEnv, find_unused: bool = False) -> nn.Module:
     module = LossModule(model)
     if not env.distributed:
         return module
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [env.local_rank] if env.device.type == "cuda" else None
-    # Models may leave some parameters out of a step (e.g. NDM's W_init when F_init = 0).
-    return DDP(module, device_ids=ids, find_unused_parameters=True)
+    return DDP(module, device_ids=ids, find_unused_parameters=find_unused)
 
 
 def all_mean(value: float, count: float, env: DistEnv) -> float:
@@ -534,7 +538,7 @@ def _train(cfg: TrainConfig, env: DistEnv) -> dict[str, Any] | None:
         loader = DataLoader(
             train_set, batch_size=per_rank, sampler=sampler, collate_fn=task.collate
         )
-        step_module = wrap(model, env)
+        step_module = wrap(model, env, cfg.find_unused)
         model.train()
         epoch = start_epoch
         while not finished and epoch < cfg.epochs:
