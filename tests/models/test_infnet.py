@@ -184,3 +184,32 @@ def test_task_reads_the_lake_and_evaluates(tmp_path):
     metrics = task.evaluate(model, train, torch.device("cpu"))
     assert set(metrics) >= {"auc_pr", "auc_roc", "auc_pr_cold", "auc_pr_warm"}
     assert metrics["n"] == 2
+
+
+@pytest.mark.parametrize("name", ["lr", "lightgbm"])
+def test_feature_baselines_fit_predict_and_reload(name, examples):
+    from models.baselines.features import feature_names, query_features
+
+    class Task:
+        def collate(self, exs):
+            return collate_examples(exs, 2)
+
+    batch = collate_examples(examples, 2)
+    feats = query_features(batch, META)
+    assert feats.shape == (2, len(feature_names(META)))
+    names = feature_names(META)
+    # q1's target (node 1) receives 2 -> 1 in week 0 and 3 -> 1 in week 1, sends 1 -> 3 in week 1
+    row = dict(zip(names, feats[0].tolist(), strict=True))
+    assert (row["in_deg_w0"], row["in_deg_w1"], row["out_deg_w1"]) == pytest.approx(
+        (math.log(2), math.log(2), math.log(2)))
+    assert row["received_pi0"] == pytest.approx(math.log(3.0))  # 1.0 + 1.0 in bin 0
+    cls = get_model("infnet", name)
+    over = {"min_child_samples": 1, "n_estimators": 5} if name == "lightgbm" else {}
+    model = cls(cls.make_config(over), META)
+    assert cls.trainable is False
+    model.fit(examples * 4, Task())
+    probs = model.predict(batch)
+    assert probs.shape == (2,)
+    again = cls(cls.make_config(over), META)
+    again.load_state_dict(model.state_dict())
+    assert torch.allclose(again.predict(batch), probs)
