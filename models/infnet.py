@@ -202,7 +202,9 @@ class InfNet(ShardModel):
         static (bool): InfNet-S, one static graph aggregated over the weeks. (default: False)
         dropout (float): before the output layer. (default: 0.0)
         pos_weight (float): weight of positives in Eq. (10). (default: 1.0)
-        lr, weight_decay, batch_size: optimiser settings for the trainer (1e-3, 0, 512).
+
+    The paper's optimiser settings (Adam, lr 1e-3, batch 512) are the trainer's
+    ``--lr 1e-3 --batch-size 512``.
 
     Shapes:
         batch["graph"]: N nodes, E edges over Q queries (see ``models.tasks.infnet``);
@@ -224,9 +226,6 @@ class InfNet(ShardModel):
         static: bool = False
         dropout: float = 0.0
         pos_weight: float = 1.0
-        lr: float = 1e-3
-        weight_decay: float = 0.0
-        batch_size: int = 512
 
     def __init__(self, config: Config, meta: dict[str, Any]):
         super().__init__(config, meta)

@@ -27,8 +27,8 @@ from models.base import ShardModel, register_model
 
 @register_model("infnet", "diffnet")
 class DiffNet(ShardModel):
-    """Args (``Config``): hidden (64), layers K (2), buckets for hashed ids (2**18),
-    lr (1e-3), weight_decay (0.0), batch_size (512).
+    """Args (``Config``): hidden (64), layers K (2), buckets for hashed ids (2**18); the
+    optimiser settings are the trainer's (``--lr 1e-3 --batch-size 512``).
 
     Shapes: batch as in ``models.tasks.infnet``; predict -> (Q,), loss -> scalar.
     """
@@ -38,9 +38,6 @@ class DiffNet(ShardModel):
         hidden: int = 64
         layers: int = 2
         buckets: int = 2**18
-        lr: float = 1e-3
-        weight_decay: float = 0.0
-        batch_size: int = 512
 
     def __init__(self, config: Config, meta: dict[str, Any]):
         super().__init__(config, meta)
