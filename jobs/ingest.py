@@ -15,6 +15,12 @@ import argparse
 import datetime as dt
 import json
 import sys
+from pathlib import Path
+
+if not __package__:
+    # Run as a file (spark-submit jobs/ingest.py): make the repository's packages importable.
+    # Only the driver imports them: the job runs no Python code on the executors.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

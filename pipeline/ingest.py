@@ -299,8 +299,12 @@ def read_lines(spark: SparkSession, files: list[Path]) -> DataFrame:
 
 
 def _local_path(uri: Column) -> Column:
-    """``file:/a/b.csv`` -> ``/a/b.csv``; other URIs (hdfs://, s3a://) stay as they are."""
-    return F.regexp_replace(uri, r"^file:(//)?(?=/)", "")
+    """``file:/a%20b/c.csv`` -> ``/a b/c.csv``; other URIs (hdfs://, s3a://) stay as they are."""
+    # url_decode is form decoding ('+' -> ' '); a URI's '+' is literal, so protect it first.
+    decoded = F.url_decode(F.regexp_replace(uri, r"\+", "%2B"))
+    return F.when(
+        uri.startswith("file:"), F.regexp_replace(decoded, r"^file:(//)?(?=/)", "")
+    ).otherwise(uri)
 
 
 def _string_schema(columns: list[str] | tuple[str, ...]) -> str:
@@ -442,8 +446,7 @@ def validate(parsed: DataFrame, rules: Rules) -> DataFrame:
                 F.when(
                     (value < F.lit(low)) | (value > F.lit(high)),
                     F.concat(
-                        F.lit(f"column {name}: "),
-                        F.lit("'"),
+                        F.lit(f"column {name}: '"),
                         F.date_format(value, "yyyy-MM-dd HH:mm:ss"),
                         F.lit(f"' outside [{low:%Y-%m-%d %H:%M:%S}, {high:%Y-%m-%d %H:%M:%S}]"),
                     ),

@@ -56,7 +56,7 @@ def quarantine_by_row(lake: Lake, table: str) -> dict[int, dict]:
 def shares_lake(spark, tmp_path_factory):
     """The shares CSV above, ingested once with run id r1."""
     root = tmp_path_factory.mktemp("shares")
-    source = root / "in" / "shares.csv"
+    source = root / "in put" / "shares+1.csv"  # Spark sees file:/.../in%20put/shares+1.csv
     source.parent.mkdir()
     source.write_text(SHARES_CSV)
     lake = Lake(root / "lake")
@@ -187,6 +187,16 @@ def test_json_input(spark, lake, tmp_path):
     assertDataFrameEqual(got, expected)
 
 
+def test_only_bad_rows_still_commit_both_tables(spark, lake, tmp_path):
+    source = tmp_path / "bad.csv"
+    source.write_text("sender_id,receiver_id,item_id,ts\n7,7,1,2024-01-01 00:00:00\n")
+    summary = ingest(spark, lake, "shares", source, "csv")
+    assert (summary.read, summary.accepted, summary.quarantined) == (1, 0, 1)
+    # An empty raw commit still records the run id, so a re-run is a no-op for both tables.
+    assert lake.read(spark, "raw", "shares").count() == 0
+    assert lake.committed("raw", "shares", f"ingest:shares:{summary.run_id}")
+
+
 def test_parquet_with_a_wrong_column_type(spark, lake, tmp_path):
     source = tmp_path / "items.parquet"
     table = pa.table(
@@ -228,9 +238,11 @@ def test_parquet_missing_required_column(spark, lake, tmp_path):
         ("shares.parquet", b"PAR1 but not really\n", "json", "is not JSON Lines"),
         ("shares.csv", b'{"sender_id": 1, "receiver_id": 2}\n', "csv", "is not CSV"),
     ],
+    ids=["json-as-parquet", "binary-as-csv", "text-as-json", "json-as-csv"],
 )
-def test_wrong_format_fails_and_creates_no_table(spark, lake, tmp_path, name, content, fmt,
-                                                 message):
+def test_wrong_format_fails_and_creates_no_table(
+    spark, lake, tmp_path, name, content, fmt, message
+):
     source = tmp_path / name
     source.write_bytes(content)
     with pytest.raises(IngestInputError, match=message) as err:
@@ -257,6 +269,7 @@ def test_row_numbers_across_file_splits(spark, lake, tmp_path):
     old = spark.conf.get("spark.sql.files.maxPartitionBytes")
     spark.conf.set("spark.sql.files.maxPartitionBytes", "200")
     try:
+        assert spark.read.text(str(tmp_path / "in" / "a.csv")).rdd.getNumPartitions() > 3
         summary = ingest(spark, lake, "shares", tmp_path / "in", "csv", max_ts=MAX_TS)
     finally:
         spark.conf.set("spark.sql.files.maxPartitionBytes", old)
