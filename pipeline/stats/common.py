@@ -11,7 +11,7 @@ bounded on hub users and popular items:
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 SECONDS_PER_DAY = 86_400
@@ -46,14 +46,12 @@ def timestamps_by_key(df: DataFrame, user_col: str, ts_col: str = "ts") -> DataF
     )
 
 
-def any_in_window(times: Column, start: Column, window_days: float) -> Column:
-    """True when some element of ``times`` lies in ``[start, start + window_days)``."""
-    end = start + F.make_dt_interval(secs=F.lit(float(window_days * SECONDS_PER_DAY)))
-    return F.coalesce(F.exists(times, lambda p: (p >= start) & (p < end)), F.lit(False))
-
-
 def with_conversion(
-    records: DataFrame, purchases: DataFrame, user_col: str, window_days: float
+    records: DataFrame,
+    purchases: DataFrame,
+    user_col: str,
+    window_days: float,
+    attribution: str = "last_touch",
 ) -> DataFrame:
     """Add ``converted``: the record's user bought its item within ``window_days`` after it.
 
@@ -62,14 +60,34 @@ def with_conversion(
         purchases: raw purchases (``user_id``, ``item_id``, ``ts``).
         user_col: whose purchase counts (``user_id`` for browses, ``receiver_id`` for shares).
         window_days: the conversion window; a purchase at the record's own instant counts.
+        attribution: ``"last_touch"`` (default) closes a record's window early at the next
+            record of the same (user, item), so one purchase converts one record, the last
+            before it; ``"any"`` counts every record with a purchase in its window. Why: a
+            user who receives the same item five times and buys once would otherwise convert
+            up to five records, which inflates the CI of users who receive an item often
+            (popular receivers, dense neighbourhoods) and fakes structural effects.
     """
+    if attribution not in ("last_touch", "any"):
+        raise ValueError(f"attribution must be 'last_touch' or 'any', got {attribution!r}")
     bought = timestamps_by_key(purchases, "user_id").withColumnRenamed("times", "_bought")
-    return (
-        records.join(
-            bought.withColumnRenamed("user_id", user_col), on=[user_col, "item_id"], how="left"
+    joined = records.join(
+        bought.withColumnRenamed("user_id", user_col), on=[user_col, "item_id"], how="left"
+    )
+    start = F.col("ts")
+    end = start + F.make_dt_interval(secs=F.lit(float(window_days * SECONDS_PER_DAY)))
+    if attribution == "last_touch":
+        own = timestamps_by_key(records.select(user_col, "item_id", "ts"), user_col)
+        joined = joined.join(
+            own.withColumnRenamed("user_id", user_col).withColumnRenamed("times", "_own"),
+            on=[user_col, "item_id"],
+            how="left",
         )
-        .withColumn("converted", any_in_window(F.col("_bought"), F.col("ts"), window_days))
-        .drop("_bought")
+        following = F.array_min(F.filter(F.col("_own"), lambda t: t > start))
+        end = F.when(following.isNotNull() & (following < end), following).otherwise(end)
+    converted = F.exists(F.col("_bought"), lambda p: (p >= start) & (p < end))
+    return (
+        joined.withColumn("converted", F.coalesce(converted, F.lit(False)))
+        .drop("_bought", "_own")
     )
 
 
@@ -133,3 +151,36 @@ def user_degrees(shares: DataFrame) -> DataFrame:
         )
         .withColumn("degree", F.col("in_degree") + F.col("out_degree"))
     )
+
+
+def with_prior_degrees(shares: DataFrame) -> DataFrame:
+    """Add ``sender_prior_degree`` / ``receiver_prior_degree``: degrees from edges first seen in
+    weeks before the record's week (``shares`` carries ``week``).
+
+    Why: degrees over the merged graph include edges a user formed *because* of this record
+    (a receiver who buys re-shares, gaining out-neighbours), so a merged-graph degree is
+    partly an outcome of the conversion it is meant to explain. Prior degrees are not.
+    Each user's edge weeks are one sorted array, so the lookup is a 1:1 join.
+    """
+    edges = (
+        shares.where(F.col("sender_id") != F.col("receiver_id"))
+        .groupBy("sender_id", "receiver_id")
+        .agg(F.min("week").alias("first_week"))
+    )
+    ends = edges.select(F.col("sender_id").alias("user_id"), "first_week").unionByName(
+        edges.select(F.col("receiver_id").alias("user_id"), "first_week")
+    )
+    weeks = ends.groupBy("user_id").agg(F.array_sort(F.collect_list("first_week")).alias("_w"))
+    out = shares
+    for role in ("sender", "receiver"):
+        out = (
+            out.join(weeks.withColumnRenamed("user_id", f"{role}_id"), f"{role}_id", "left")
+            .withColumn(
+                f"{role}_prior_degree",
+                F.coalesce(
+                    F.size(F.filter(F.col("_w"), lambda w: w < F.col("week"))), F.lit(0)
+                ).cast("long"),
+            )
+            .drop("_w")
+        )
+    return out

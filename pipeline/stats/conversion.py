@@ -48,15 +48,20 @@ def conversion_index(
     purchases: DataFrame,
     items: DataFrame,
     window_days: float = 7.0,
+    attribution: str = "last_touch",
 ) -> DataFrame:
     """Per item: CI of browsing and CI of Taocode (schema ``CONVERSION_INDEX``).
+
+    ``attribution`` is passed to ``common.with_conversion``.
 
     Items with records of only one kind keep nulls on the other side; items with no records
     are left out.
     """
     browse_ci = conversion_counts(
-        with_conversion(browses.select("user_id", "item_id", "ts"), purchases, "user_id",
-                        window_days),
+        with_conversion(
+            browses.select("user_id", "item_id", "ts"), purchases, "user_id", window_days,
+            attribution,
+        ),
         "item_id",
     ).select(
         "item_id",
@@ -66,7 +71,8 @@ def conversion_index(
     )
     share_ci = conversion_counts(
         with_conversion(
-            shares.select("receiver_id", "item_id", "ts"), purchases, "receiver_id", window_days
+            shares.select("receiver_id", "item_id", "ts"), purchases, "receiver_id", window_days,
+            attribution,
         ),
         "item_id",
     ).select(

@@ -52,3 +52,21 @@ def test_ci_lift_by_leaf(spark):
     assert by_leaf[100]["ci_taocode"] == 0.5
     assert by_leaf[100]["ci_lift"] == 1.0
     assert by_leaf[101]["ci_lift"] == -1.0
+
+
+def test_last_touch_attribution(spark):
+    # User 1 receives item 5 on Jan 1 and Jan 2 and buys it once on Jan 3: with "any" both
+    # records convert, with "last_touch" only the Jan 2 one (Jan 1's window closes at Jan 2).
+    records = spark.createDataFrame(
+        [(1, 5, tiny_world.ts(1, 10)), (1, 5, tiny_world.ts(2, 10))],
+        "receiver_id long, item_id long, ts timestamp",
+    )
+    purchases = spark.createDataFrame(
+        [(1, 5, tiny_world.ts(3, 10))], "user_id long, item_id long, ts timestamp"
+    )
+    last = with_conversion(records, purchases, "receiver_id", 7)
+    anyone = with_conversion(records, purchases, "receiver_id", 7, attribution="any")
+    assert sorted((r["ts"].day, r["converted"]) for r in last.collect()) == [
+        (1, False), (2, True)
+    ]
+    assert [r["converted"] for r in anyone.collect()] == [True, True]
