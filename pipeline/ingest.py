@@ -583,6 +583,12 @@ def _strings_where_mixed(part: DataFrame, parts: list[DataFrame]) -> DataFrame:
     )
 
 
+def _reconcile(what: str, got: int, expected: int) -> None:
+    # Not a bare assert: this must hold under python -O too.
+    if got != expected:
+        raise AssertionError(f"ingest lost rows: {what} = {got}, expected {expected}")
+
+
 def ingest(
     spark: SparkSession,
     lake: Lake,
@@ -623,7 +629,7 @@ def ingest(
         accepted = sum(r["n"] for r in counts if not r["blank"] and r["kind"] is None)
         reasons = {r["kind"]: r["n"] for r in counts if r["kind"] is not None}
         quarantined = sum(reasons.values())
-        assert read == accepted + quarantined, (read, accepted, quarantined)
+        _reconcile("records", read, accepted + quarantined)
 
         raw_result = lake.write(
             accepted_rows(validated, table),
@@ -645,9 +651,9 @@ def ingest(
 
     # What was committed must be what was counted (the file footers count the rows written).
     if not raw_result.skipped:
-        assert raw_result.rows == accepted, (raw_result.rows, accepted)
+        _reconcile("raw rows committed", raw_result.rows, accepted)
     if not quarantine_result.skipped:
-        assert quarantine_result.rows == quarantined, (quarantine_result.rows, quarantined)
+        _reconcile("quarantine rows committed", quarantine_result.rows, quarantined)
     return IngestSummary(
         table=table,
         format=fmt,

@@ -10,7 +10,15 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from pipeline.ingest import IngestInputError, ingest
+from pipeline.ingest import (
+    REASON,
+    ROW,
+    SOURCE,
+    IngestInputError,
+    Rules,
+    ingest,
+    read_validated,
+)
 from pipeline.lake import Lake
 from pipeline.schemas import RAW, SchemaMismatchError, with_partitions
 
@@ -222,6 +230,20 @@ def test_parquet_with_a_wrong_column_type(spark, lake, tmp_path):
     assertDataFrameEqual(lake.read(spark, "raw", "items"), expected)
 
 
+def test_parquet_files_with_different_column_types(spark, tmp_path):
+    # Spark reads one footer per read: files that disagree are read apart and unioned.
+    folder = tmp_path / "purchases"
+    folder.mkdir()
+    stamp = pa.array([dt.datetime(2024, 1, 1, 10)], pa.timestamp("us", tz="UTC"))
+    base = {"user_id": [1], "item_id": [2], "ts": stamp}
+    pq.write_table(pa.table({**base, "amount": [2.5]}), folder / "a.parquet")
+    pq.write_table(pa.table({**base, "amount": ["-3"]}), folder / "b.parquet")
+    rules = Rules.for_table("purchases", max_ts=MAX_TS)
+    rows = read_validated(spark, sorted(folder.iterdir()), "parquet", rules).collect()
+    got = sorted((r[SOURCE].rsplit("/", 1)[-1], r[ROW], r.amount, r[REASON]) for r in rows)
+    assert got == [("a.parquet", 1, 2.5, None), ("b.parquet", 1, -3.0, "amount < 0")]
+
+
 def test_parquet_missing_required_column(spark, lake, tmp_path):
     source = tmp_path / "shares.parquet"
     pq.write_table(pa.table({"sender_id": [1], "item_id": [2], "ts": ["2024-01-01"]}), source)
@@ -249,6 +271,41 @@ def test_wrong_format_fails_and_creates_no_table(
         ingest(spark, lake, "shares", source, fmt)
     assert str(source) in str(err.value)
     assert lake.tables() == []
+
+
+def test_csv_header_without_a_required_column(spark, lake, tmp_path):
+    source = tmp_path / "shares.csv"
+    source.write_text("sender_id,item_id,ts\n1,10,2024-01-01 00:00:00\n")
+    with pytest.raises(SchemaMismatchError, match=r"shares\.csv.*'receiver_id' is missing"):
+        ingest(spark, lake, "shares", source, "csv")
+    assert lake.tables() == []
+
+
+def test_touches_and_users_rules(spark, tmp_path):
+    touches = tmp_path / "touches.json"
+    touches.write_text(
+        '{"user_id": 1, "item_id": 2, "ts": "2024-01-01", "session_id": 7, "event": "tap"}\n'
+        '{"user_id": 1, "item_id": 2, "ts": "2024-01-01", "session_id": 7, "event": "poke",'
+        ' "page": "moon"}\n'
+    )
+    rules = Rules.for_table("touches", max_ts=MAX_TS)
+    reasons = [r[REASON] for r in read_validated(spark, [touches], "json", rules).collect()]
+    assert reasons == [
+        None,
+        "event 'poke' not in (tap, swipe, scroll, long_press, zoom); "
+        "page 'moon' not in (home, search, item, shop, cart, share)",
+    ]
+    # users: only user_id is required; the other columns may be absent from the file.
+    users = tmp_path / "users.csv"
+    users.write_text("user_id,age_band\n1,3\n2,\n,4\n3,old\n")
+    rules = Rules.for_table("users", max_ts=MAX_TS)
+    rows = read_validated(spark, [users], "csv", rules).collect()
+    assert [(r.user_id, r.age_band, r.registered_ts, r[REASON]) for r in rows] == [
+        (1, 3, None, None),
+        (2, None, None, None),
+        (None, 4, None, "null key column user_id"),
+        (3, None, None, "column age_band: 'old' is not an int"),
+    ]
 
 
 def test_missing_path_fails(spark, lake, tmp_path):
