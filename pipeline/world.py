@@ -28,7 +28,7 @@ The world, in order of generation:
       base_logit + appeal
         + E1 * (e1_lift + e1_pi_slope * PI)                 receiving a share, more for dear items
         + E2 * e2_gap * (activity_sender - activity_receiver)    degree gap (log activity)
-        + E3 * e3_close * log1p(earlier buyers of the item in the receiver's community)
+        + E3 * e3_close * log1p(min(10, earlier buyers of the item in the receiver's community))
         + E4 * (e4_received * sender_received + e4_bought * sender_bought)     2-hop
         + E6 * e6_hub * sender_is_hub
 
@@ -106,7 +106,7 @@ class WorldConfig:
     buy_delay_hours: float = 8.0
     seed_bought: float = 0.3
     # conversion model
-    base_logit: float = -3.0
+    base_logit: float = -4.0
     appeal_scale: float = 1.0
     e1_lift: float = 0.35
     e1_pi_slope: float = 1.2
@@ -148,18 +148,23 @@ class WorldConfig:
     def on(self, effect: str) -> bool:
         return effect in self.effects
 
-    def records_per_seed(self) -> float:
-        """Expected share records per seed, for calibrating the number of seeds."""
-        mean_fanout = (1 - self.hub_fraction) * self.fanout + self.hub_fraction * self.hub_fanout
-        p_buy = 1 / (1 + math.exp(-(self.base_logit + 0.6)))
+    def records_per_seed(self, hub: bool) -> float:
+        """Expected share records of a cascade seeded by a hub or a normal user."""
+
+        def receivers(n: float) -> float:  # E[1 + floor(Exp(1) * (n - 1))]
+            return 1 + 1 / (math.exp(1 / (n - 1)) - 1) if n > 1 else 1.0
+
+        later = (1 - self.hub_fraction) * receivers(self.fanout) + self.hub_fraction * receivers(
+            self.hub_fanout
+        )
+        p_buy = 0.15  # typical share conversion with the default effects
         reshare = (1 - p_buy) * self.reshare + p_buy * self.reshare_bought
-        total, level = 0.0, mean_fanout
+        total, level = 0.0, receivers(self.hub_fanout if hub else self.fanout)
         for _ in range(self.hops):
             total += level
-            level *= reshare * self.fanout
-        # Records after the world's end are dropped; reshare delays lose some of the later hops.
-        # Calibrated on generated worlds (hub receivers re-share with the hub fan-out).
-        return total * 1.7
+            level *= reshare * later
+        # Records past the world's end are dropped: the late ones of the last weeks.
+        return total * 0.95
 
 
 def parse_effects(text: str) -> frozenset[str]:
@@ -347,9 +352,12 @@ def _browse_outcome(df: DataFrame, cfg: WorldConfig) -> DataFrame:
 def seeds(spark: SparkSession, cfg: WorldConfig, user_df: DataFrame, item_df: DataFrame):
     """Hop-0 sharers: users who browsed an item (and maybe bought it) and share it."""
     s = cfg.seed
-    n_seeds = cfg.share_records / cfg.records_per_seed()
-    total_activity = _expected_activity(cfg) * cfg.n_users
-    rate = n_seeds / total_activity
+    # One small aggregate sizes the seeds so the world hits its target despite heavy tails.
+    weight = F.col("activity") * F.when(F.col("is_hub"), cfg.records_per_seed(True)).otherwise(
+        cfg.records_per_seed(False)
+    )
+    expected_per_unit = user_df.agg(F.sum(weight)).first()[0]
+    rate = cfg.share_records / expected_per_unit
     weeks_s = cfg.weeks * 7 * 86400
     count = (F.col("activity") * rate + uniform(s, "seed-count", "user_id")).cast("int")
     key = F.xxhash64(F.col("user_id"), F.col("k"))
@@ -368,8 +376,8 @@ def seeds(spark: SparkSession, cfg: WorldConfig, user_df: DataFrame, item_df: Da
     t = (uniform(s, "s-time", key) * weeks_s).cast("long")
     df = (
         user_df.select("user_id", "community", "pos", "tier", "is_hub", "activity")
-        .withColumn("k", F.explode(F.sequence(F.lit(1), F.greatest(count, F.lit(0)))))
-        .where(F.col("k") > 0)
+        .where(count > 0)
+        .withColumn("k", F.explode(F.sequence(F.lit(1), count)))
         .withColumn("seed_key", key)
         .withColumn("item_id", item)
         .withColumn("t", t)
@@ -411,14 +419,6 @@ def seeds(spark: SparkSession, cfg: WorldConfig, user_df: DataFrame, item_df: Da
             "buy_t",
         )
     )
-
-
-def _expected_activity(cfg: WorldConfig) -> float:
-    a = cfg.pareto_alpha
-    # E[min(U^(-1/a), 60)] for the Pareto part, then hubs multiply theirs.
-    cap = 60.0
-    mean_pareto = a / (a - 1) * (1 - cap ** (1 - a)) + cap * cap ** (-a)
-    return mean_pareto * (1 - cfg.hub_fraction + cfg.hub_fraction * cfg.hub_boost)
 
 
 def expand(
@@ -490,7 +490,8 @@ def expand(
         gap = F.greatest(F.lit(-3.0), F.least(F.lit(3.0), F.col("s_act") - F.col("r_act")))
         logit = logit + cfg.e2_gap * gap
     if cfg.on("E3"):
-        logit = logit + cfg.e3_close * F.log1p(F.col("n_close").cast("double"))
+        close = F.least(F.col("n_close"), F.lit(10)).cast("double")
+        logit = logit + cfg.e3_close * F.log1p(close)
     if cfg.on("E4"):
         logit = (
             logit
@@ -526,6 +527,13 @@ def expand(
             "buy_t",
             "reshare",
             "reshare_t",
+            # the share model's inputs, kept for checking the planted effects
+            "s_act",
+            "s_hub",
+            "s_received",
+            "s_bought",
+            "n_close",
+            "price_index",
         )
     )
 
@@ -660,8 +668,8 @@ def truth_rows(cfg: WorldConfig) -> list[tuple]:
     rows = [
         ("E1", on("E1"), "e1_lift", cfg.e1_lift, "logit lift of a share record over a browse"),
         ("E1", on("E1"), "e1_pi_slope", cfg.e1_pi_slope, "extra logit lift per unit of PI"),
-        ("E2", on("E2"), "e2_gap", cfg.e2_gap, "logit per unit of log-activity gap (s - r), clipped to +-3"),
-        ("E3", on("E3"), "e3_close", cfg.e3_close, "logit per log1p(earlier buyers nearby)"),
+        ("E2", on("E2"), "e2_gap", cfg.e2_gap, "logit per log-activity gap (s - r), in [-3, 3]"),
+        ("E3", on("E3"), "e3_close", cfg.e3_close, "logit per log1p(min(10, buyers nearby))"),
         ("E4", on("E4"), "e4_received", cfg.e4_received, "logit if the sender received it"),
         ("E4", on("E4"), "e4_bought", cfg.e4_bought, "extra logit if the sender bought it"),
         ("E5", on("E5"), "rising_every", float(cfg.rising_every), "every k-th item rises"),
@@ -822,6 +830,9 @@ def generate(
         want = schemas.with_partitions(name, schemas.RAW[name])
         out[name] = df.select(*[F.col(f.name).cast(f.dataType) for f in want.fields])
     out["truth"] = spark.createDataFrame(truth_rows(cfg), schemas.TRUTH)
+    # Not committed: every record with its share-model inputs, and the browses with theirs.
+    out["_records"] = records
+    out["_browses"] = all_browses
     return out
 
 

@@ -1,0 +1,175 @@
+"""The generator: determinism, integrity, the degree property, and the planted share model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from pipeline import schemas
+from pipeline.world import EFFECTS, WorldConfig, generate, generate_to_lake, parse_effects
+
+
+def test_parse_effects():
+    assert parse_effects("all") == frozenset(EFFECTS)
+    assert parse_effects("none") == frozenset()
+    assert parse_effects("e1, E3") == {"E1", "E3"}
+    assert parse_effects("-E2") == frozenset(EFFECTS) - {"E2"}
+    with pytest.raises(ValueError, match="E9"):
+        parse_effects("E1,E9")
+
+
+def test_config_rejects_bad_start():
+    import datetime as dt
+
+    with pytest.raises(ValueError, match="Monday"):
+        WorldConfig(start=dt.date(2026, 1, 6))
+
+
+@pytest.fixture(scope="module")
+def small_world(spark, tmp_path_factory):
+    cfg = WorldConfig(share_records=6000, seed=3, weeks=8)
+    return cfg, generate(spark, cfg, tmp_path_factory.mktemp("scratch"), progress=lambda m: None)
+
+
+def test_same_seed_same_tables(spark, small_world, tmp_path):
+    cfg, world = small_world
+    again = generate(spark, cfg, tmp_path / "again", progress=lambda m: None)
+    for name in ("shares", "purchases", "items"):
+        assertDataFrameEqual(world[name], again[name])
+
+
+def test_tables_have_their_schemas(small_world):
+    _, world = small_world
+    for name, schema in schemas.RAW.items():
+        want = schemas.with_partitions(name, schema)
+        assert [f.name for f in world[name].schema] == want.names
+        schemas.check_schema(world[name].schema, want, name)
+
+
+def test_referential_integrity(small_world):
+    _, world = small_world
+    users = world["users"].select("user_id")
+    items = world["items"].select("item_id")
+    shares = world["shares"]
+    for col in ("sender_id", "receiver_id"):
+        orphan = shares.join(users, shares[col] == users.user_id, "left_anti").count()
+        assert orphan == 0, col
+    for name in ("shares", "purchases", "browses", "touches"):
+        assert world[name].join(items, "item_id", "left_anti").count() == 0, name
+    for name in ("purchases", "browses", "touches"):
+        assert world[name].join(users, "user_id", "left_anti").count() == 0, name
+    assert shares.where(F.col("sender_id") == F.col("receiver_id")).count() == 0
+    assert world["purchases"].where(F.col("amount") <= 0).count() == 0
+
+
+def test_times_inside_the_world(small_world):
+    cfg, world = small_world
+    import datetime as dt
+
+    lo = dt.datetime.combine(cfg.start, dt.time(), tzinfo=dt.UTC)
+    for name in ("shares", "purchases", "browses", "touches"):
+        row = world[name].agg(F.min("ts").alias("lo"), F.max("ts").alias("hi")).first()
+        assert row.lo.astimezone(dt.UTC) >= lo, name
+        assert row.hi.astimezone(dt.UTC) < lo + dt.timedelta(weeks=cfg.weeks), name
+
+
+def test_size_close_to_target(small_world):
+    cfg, world = small_world
+    n = world["shares"].count()
+    assert 0.7 * cfg.share_records < n < 1.4 * cfg.share_records
+
+
+def test_heavy_tailed_degrees_and_hubs(small_world):
+    _, world = small_world
+    shares = world["shares"]
+    edges = shares.select(F.col("sender_id").alias("u"), F.col("receiver_id").alias("v")).union(
+        shares.select(F.col("receiver_id").alias("u"), F.col("sender_id").alias("v"))
+    )
+    degrees = edges.distinct().groupBy("u").count()
+    small = degrees.where(F.col("count").between(1, 9)).count() / degrees.count()
+    assert small > 0.8
+    sent = np.sort(
+        np.array([r[0] for r in shares.groupBy("sender_id").count().select("count").collect()])
+    )[::-1]
+    top = max(1, len(sent) // 100)
+    assert sent[:top].sum() / sent.sum() > 0.1  # the top 1% send far more than 1%
+
+
+def _logit_fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Maximum-likelihood logistic regression by Newton steps; (coefficients, std errors)."""
+    x = np.column_stack([np.ones(len(x)), x])
+    beta = np.zeros(x.shape[1])
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-x @ beta))
+        hess = x.T @ (x * (p * (1 - p))[:, None])
+        step = np.linalg.solve(hess, x.T @ (y - p))
+        beta += step
+        if np.abs(step).max() < 1e-8:
+            break
+    se = np.sqrt(np.diag(np.linalg.inv(hess)))
+    return beta[1:], se[1:]
+
+
+def _share_model_fit(spark, effects, tmp_path, n=40_000, seed=11):
+    cfg = WorldConfig(share_records=n, seed=seed, weeks=8, effects=effects)
+    world = generate(spark, cfg, tmp_path, progress=lambda m: None)
+    recs = world["_records"].select(
+        F.lit(1.0).alias("share"),
+        "price_index",
+        F.greatest(F.lit(-3.0), F.least(F.lit(3.0), F.col("s_act") - F.col("r_act"))).alias("gap"),
+        F.log1p(F.least(F.col("n_close"), F.lit(10))).alias("close"),
+        F.col("s_received").cast("double").alias("received"),
+        F.col("s_bought").cast("double").alias("sbought"),
+        F.col("s_hub").cast("double").alias("hub"),
+        F.col("bought").cast("double").alias("y"),
+    )
+    items = world["items"].select("item_id", "price_index")
+    brw = (
+        world["_browses"]
+        .join(items, "item_id")
+        .select(
+            F.lit(0.0).alias("share"),
+            "price_index",
+            *[F.lit(0.0).alias(c) for c in ("gap", "close", "received", "sbought", "hub")],
+            F.col("buy_t").isNotNull().cast("double").alias("y"),
+        )
+    )
+    rows = np.array(recs.unionByName(brw).collect(), dtype=float)
+    share, pi = rows[:, 0], rows[:, 1]
+    # share x PI is E1's slope; appeal is unobserved noise common to shares and browses.
+    x = np.column_stack([share, share * pi, rows[:, 2:7]])
+    names = ["share", "share_pi", "gap", "close", "received", "sbought", "hub"]
+    beta, se = _logit_fit(x, rows[:, 7])
+    return dict(zip(names, zip(beta, se, strict=True), strict=True))
+
+
+def test_planted_share_model_recovered(spark, tmp_path):
+    """All effects on: each term's coefficient is positive and significant (z > 2)."""
+    fit = _share_model_fit(spark, frozenset(EFFECTS), tmp_path)
+    for term in ("share_pi", "gap", "close", "received", "sbought", "hub"):
+        beta, se = fit[term]
+        assert beta / se > 2, (term, beta, se)
+
+
+def test_no_effect_found_when_switched_off(spark, tmp_path):
+    """All effects off: no term is significant (|z| < 3) — the model finds nothing."""
+    fit = _share_model_fit(spark, frozenset(), tmp_path)
+    for term in ("share", "share_pi", "gap", "received", "sbought", "hub"):
+        beta, se = fit[term]
+        assert abs(beta / se) < 3, (term, beta, se)
+
+
+def test_generate_to_lake_is_idempotent(spark, lake):
+    cfg = WorldConfig(share_records=1500, seed=5, weeks=4)
+    first = generate_to_lake(spark, lake, cfg, progress=lambda m: None)
+    assert not first["skipped"]
+    versions = {t: lake.table("raw", t).version() for t in ("shares", "purchases")}
+    again = generate_to_lake(spark, lake, cfg, progress=lambda m: None)
+    assert again["skipped"]
+    assert {t: lake.table("raw", t).version() for t in versions} == versions
+    assert lake.read(spark, "raw", "shares").count() == first["rows"]["shares"]
+    truth = {r.parameter: r.value for r in lake.read(spark, "truth", "world").collect()}
+    assert truth["e1_pi_slope"] == cfg.e1_pi_slope
+    assert not (lake.root / "_scratch").exists() or not any((lake.root / "_scratch").iterdir())
