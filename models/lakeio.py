@@ -94,14 +94,20 @@ def read_table(
     adds, _, meta, _ = _replay(table, version)
     parts = list(meta.get("partitionColumns") or [])
     pieces = []
+    types = {}
+    if parts:
+        fields = json.loads(meta["schemaString"])["fields"]
+        types = {f["name"]: _ARROW_TYPES.get(f["type"], pa.string()) for f in fields}
     for rel, add in sorted(adds.items()):
         want = None if columns is None else [c for c in columns if c not in parts]
-        piece = pq.read_table(Path(table) / rel, columns=want)
+        # ParquetFile, not pq.read_table: the latter would also guess partitions from the path.
+        piece = pq.ParquetFile(Path(table) / rel).read(columns=want)
         for col in parts:
             if columns is not None and col not in columns:
                 continue
             value = (add.get("partitionValues") or {}).get(col)
-            piece = piece.append_column(col, pa.array([value] * piece.num_rows, pa.string()))
+            column = pa.array([value] * piece.num_rows, pa.string()).cast(types[col])
+            piece = piece.append_column(col, column)
         pieces.append(piece)
     if not pieces:
         return pa.table({})
@@ -119,6 +125,21 @@ _DELTA_TYPES = {
     pa.large_string(): "string",
     pa.bool_(): "boolean",
     pa.date32(): "date",
+}
+
+
+_ARROW_TYPES = {
+    "long": pa.int64(),
+    "integer": pa.int32(),
+    "short": pa.int16(),
+    "byte": pa.int8(),
+    "double": pa.float64(),
+    "float": pa.float32(),
+    "string": pa.string(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "timestamp_ntz": pa.timestamp("us"),
 }
 
 

@@ -46,6 +46,10 @@ def get_spark(
             file's value or what spark-submit passed.
         conf: extra settings that win over the file.
     """
+    active = SparkSession.getActiveSession()
+    if active is not None and master is None and not conf:
+        # Jobs called inside a running application (tests, notebooks) reuse it as it is.
+        return active
     settings = read_defaults()
     if "PYSPARK_GATEWAY_PORT" in os.environ:
         # Under spark-submit the JVM already holds --master/--conf: the file only fills gaps.

@@ -1,0 +1,171 @@
+"""The lake: commits exactly the job's files, idempotent, snapshots, time travel, schema
+enforcement, vacuum, and outside readers (DuckDB, Polars) seeing the committed rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pyarrow as pa
+import pytest
+from pyspark.sql import Row
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from models import lakeio
+from pipeline.lake import Lake
+from pipeline.schemas import SchemaMismatchError
+from tests.conftest import duckdb_with_delta
+
+UTC = dt.UTC
+
+
+def _shares(spark, n: int, offset: int = 0):
+    # n records, one per hour from Monday 2026-01-05: 168 per week, so n=200 spans two weeks.
+    start = dt.datetime(2026, 1, 5, tzinfo=UTC)
+    rows = [
+        Row(
+            sender_id=i + offset,
+            receiver_id=i + offset + 1,
+            item_id=i % 3,
+            ts=start + dt.timedelta(hours=i),
+        )
+        for i in range(n)
+    ]
+    return spark.createDataFrame(rows).withColumn(
+        "week_start", F.to_date(F.date_trunc("week", "ts"))
+    )
+
+
+def test_write_commits_the_rows_partitioned(spark, lake):
+    df = _shares(spark, 200)
+    result = lake.write(df, "raw", "shares", partition_by=["week_start"], app_id="job-1")
+    assert result.version == 0 and result.rows == 200
+    back = lake.read(spark, "raw", "shares")
+    assertDataFrameEqual(back, df)
+    parts = {p.name for p in lake.path("raw", "shares").iterdir() if p.name.startswith("week")}
+    assert parts == {"week_start=2026-01-05", "week_start=2026-01-12"}
+    # the staging folder is emptied: nothing but committed files remain
+    assert not any((lake.path("raw", "shares") / "_staging").rglob("*.parquet"))
+
+
+def test_per_file_stats_in_the_log(spark, lake):
+    lake.write(_shares(spark, 50).coalesce(1), "raw", "shares", app_id="s")
+    log = lake.path("raw", "shares") / "_delta_log" / "00000000000000000000.json"
+    adds = [json.loads(line)["add"] for line in log.read_text().splitlines() if '"add"' in line]
+    stats = json.loads(adds[0]["stats"])
+    # senders 0..49, items i % 3 in 0..2, times 00:00 .. 49 hours later
+    assert stats["numRecords"] == 50
+    assert stats["minValues"]["sender_id"] == 0 and stats["maxValues"]["sender_id"] == 49
+    assert stats["maxValues"]["item_id"] == 2
+    assert stats["minValues"]["ts"] == "2026-01-05T00:00:00.000Z"
+    assert stats["maxValues"]["ts"] == "2026-01-07T01:00:00.000Z"
+    assert stats["nullCount"]["receiver_id"] == 0
+
+
+def test_rerun_of_same_app_id_commits_nothing(spark, lake):
+    df = _shares(spark, 20)
+    lake.write(df, "raw", "shares", app_id="run-7")
+    again = lake.write(df, "raw", "shares", app_id="run-7")
+    assert again.skipped
+    assert lake.table("raw", "shares").version() == 0
+    assert lake.read(spark, "raw", "shares").count() == 20
+    assert lake.committed("raw", "shares", "run-7")
+    assert not lake.committed("raw", "shares", "run-8")
+
+
+def test_append_overwrite_and_time_travel(spark, lake):
+    lake.write(_shares(spark, 10), "raw", "shares", app_id="a")
+    lake.write(_shares(spark, 5, offset=100), "raw", "shares", app_id="b")
+    assert lake.read(spark, "raw", "shares").count() == 15
+    lake.write(_shares(spark, 3, offset=500), "raw", "shares", mode="overwrite", app_id="c")
+    assert lake.read(spark, "raw", "shares").count() == 3
+    assert lake.read(spark, "raw", "shares", version=0).count() == 10
+    assert lake.read(spark, "raw", "shares", version=1).count() == 15
+
+
+def test_schema_mismatch_names_the_column(spark, lake):
+    lake.write(_shares(spark, 5), "raw", "shares", app_id="a")
+    wrong = _shares(spark, 5).withColumn("item_id", F.col("item_id").cast("int"))
+    with pytest.raises(SchemaMismatchError, match="item_id.*int32.*int64"):
+        lake.write(wrong, "raw", "shares", app_id="b")
+    missing = _shares(spark, 5).drop("receiver_id")
+    with pytest.raises(SchemaMismatchError, match="receiver_id"):
+        lake.write(missing, "raw", "shares", app_id="c")
+    extra = _shares(spark, 5).withColumn("note", F.lit("x"))
+    with pytest.raises(SchemaMismatchError, match="note"):
+        lake.write(extra, "raw", "shares", app_id="d")
+    assert lake.table("raw", "shares").version() == 0
+
+
+def test_uncommitted_files_are_invisible_and_vacuumed(spark, lake):
+    lake.write(_shares(spark, 10), "raw", "shares", app_id="a")
+    # A crashed job: Spark wrote files into the table folder but never committed them.
+    stray = lake.path("raw", "shares") / "_staging" / "crashed"
+    _shares(spark, 7).write.parquet(str(stray))
+    orphan = lake.path("raw", "shares") / "part-99999-orphan.parquet"
+    _shares(spark, 4).toPandas().to_parquet(orphan)
+    assert lake.read(spark, "raw", "shares").count() == 10
+    removed = lake.vacuum("raw", "shares", min_age_s=0)
+    assert "part-99999-orphan.parquet" in removed
+    assert any(r.startswith("_staging/crashed/") for r in removed)
+    assert not orphan.exists() and not stray.exists()
+    assert lake.read(spark, "raw", "shares").count() == 10
+
+
+def test_vacuum_keeps_young_files(spark, lake):
+    lake.write(_shares(spark, 10), "raw", "shares", app_id="a")
+    orphan = lake.path("raw", "shares") / "part-young.parquet"
+    _shares(spark, 4).toPandas().to_parquet(orphan)
+    assert lake.vacuum("raw", "shares") == []  # default: younger than an hour is kept
+    assert orphan.exists()
+
+
+def test_outside_readers_see_exactly_the_snapshot(spark, lake):
+    lake.write(_shares(spark, 30), "raw", "shares", partition_by=["week_start"], app_id="a")
+    lake.write(_shares(spark, 12, 1000), "raw", "shares", partition_by=["week_start"], app_id="b")
+    path = str(lake.path("raw", "shares"))
+    con = duckdb_with_delta()
+    n, senders = con.execute(
+        f"select count(*), sum(sender_id) from delta_scan('{path}')"
+    ).fetchone()
+    # senders 0..29 and 1000..1011: 435 + 12*1000 + 66
+    assert (n, senders) == (42, 435 + 12_000 + 66)
+    weeks = con.execute(f"select distinct week_start from delta_scan('{path}')").fetchall()
+    assert weeks == [(dt.date(2026, 1, 5),)]
+
+    import polars as pl
+
+    frame = pl.read_delta(path)
+    assert frame.height == 42 and frame["sender_id"].sum() == 12_501
+
+    # and the torch side's pyarrow-only reader
+    table = lakeio.read_table(path, columns=["sender_id", "week_start"])
+    assert table.num_rows == 42
+    assert lakeio.read_table(path, version=0).num_rows == 30
+    assert lakeio.transaction_version(path, "b") == 1
+
+
+def test_write_arrow_and_torch_side_append(lake, tmp_path):
+    data = pa.table({"metric": ["auc"], "value": [0.5]})
+    first = lake.write_arrow(data, "results", "demo", app_id="r1")
+    assert first.version == 0
+    assert lake.write_arrow(data, "results", "demo", app_id="r1").skipped
+    table = tmp_path / "results" / "t"
+    assert lakeio.append_rows(table, data, "run-1") == 0
+    assert lakeio.append_rows(table, data, "run-1") is None
+    assert lakeio.append_rows(table, data, "run-2") == 1
+    assert Lake(tmp_path).to_arrow("results", "t").num_rows == 2
+    with pytest.raises(ValueError, match="schema"):
+        lakeio.append_rows(table, pa.table({"metric": [1]}), "run-3")
+
+
+def test_tables_lists_nested_names(spark, lake):
+    lake.write_arrow(pa.table({"a": [1]}), "shards", "ndm/irvine", app_id="x")
+    lake.write_arrow(pa.table({"a": [1]}), "stats", "ci", app_id="x")
+    assert lake.tables() == ["shards/ndm/irvine", "stats/ci"]
+
+
+def test_unknown_layer_is_refused(lake):
+    with pytest.raises(ValueError, match="layer"):
+        lake.path("bronze", "x")
