@@ -127,12 +127,26 @@ class Observer:
     def write(self, name: str, build: Callable[[], DataFrame], note: str = "") -> DataFrame:
         """Write ``stats/<name>`` (overwrite, idempotent per run) and return it read back."""
         start = time.time()
+        df = build()
+        self._drop_if_schema_changed(name, df)
         result = self.lake.write(
-            build(), "stats", name, mode="overwrite", app_id=f"observe:{name}:{self.run_id}"
+            df, "stats", name, mode="overwrite", app_id=f"observe:{name}:{self.run_id}"
         )
         rows = result.rows if not result.skipped else -1
         self.log.add(name, rows, time.time() - start, note + (" (skipped)" * result.skipped))
         return self.lake.read(self.spark, "stats", name)
+
+    def _drop_if_schema_changed(self, name: str, df: DataFrame) -> None:
+        """Stats are derived data: when a new version of a statistic changes its columns,
+        the old table is removed (the lake refuses schema changes, even on overwrite)."""
+        import shutil
+
+        if not self.lake.exists("stats", name):
+            return
+        have = pa.schema(self.lake.table("stats", name).schema().to_arrow()).names
+        if list(have) != list(df.columns):
+            print(f"[observe] {name}: columns changed, replacing the old table", flush=True)
+            shutil.rmtree(self.lake.path("stats", name))
 
     def run(self) -> dict:
         cfg = self.config
@@ -360,17 +374,6 @@ def run_tests(
         "rising_stars", "E5", "count of rising stars over all windows",
         float(rising_count["r"] or 0), "rising (item, window) pairs", None, None,
         int(rising_count["n"]),
-    ))
-    surge = labels.withColumn(
-        "growth", F.log((F.col("sales_after") + 1) / (F.col("sales_before") + 1))
-    )
-    g = sig.stratified_rank_sum(
-        sig.rank_sum_histogram(surge, "growth", "rising").toPandas().to_dict("records")
-    )
-    out.append(sig.TestResult(
-        "rising_stars", "E5", "rank-sum of log sales growth (after/before), rising vs normal",
-        g["mean_diff"], "mean difference (log)", g["z"], g["p"], g["n"],
-        f"{g['n_true']} rising, {g['n_false']} normal",
     ))
     first = min_window(labels)
     for name, frame, value, text in (

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pipeline.stats.observe import FIGURES
 from tests.pipeline.stats import tiny_world
 
 
+@pytest.mark.slow  # about a minute: the whole run twice (tests/pipeline/test_report.py runs it once)
 def test_observe_job_writes_every_statistic(spark, lake, capsys):
     from jobs import observe
 
     tiny_world.write_lake(spark, lake)
-    # 3 weeks of data: rising-star windows of 1 + 1 weeks so that some window fits.
-    args = ["--lake", str(lake.root), "--run-id", "t1", "--before-weeks", "1",
+    # 3 weeks of data: rising-star windows of 2 + 1 weeks so that one window fits.
+    args = ["--lake", str(lake.root), "--run-id", "t1", "--before-weeks", "2",
             "--after-weeks", "1", "--history-weeks", "2"]
     assert observe.main(args) == 0
     tables = set(lake.tables())

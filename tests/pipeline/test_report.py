@@ -12,7 +12,7 @@ from tests.pipeline.stats import tiny_world
 
 def test_report_has_every_figure(spark, lake, tmp_path):
     tiny_world.write_lake(spark, lake)
-    config = ObserveConfig(before_weeks=1, after_weeks=1, history_weeks=2)
+    config = ObserveConfig(before_weeks=2, after_weeks=1, history_weeks=2)
     Observer(spark, lake, config, "r1").run()
     truth = pa.Table.from_pylist(
         [{"effect": "E1", "enabled": True, "parameter": "e1_lift", "value": 0.35,
