@@ -8,7 +8,7 @@ from pipeline.stats.observe import FIGURES
 from tests.pipeline.stats import tiny_world
 
 
-@pytest.mark.slow  # about a minute: the whole run twice (tests/pipeline/test_report.py runs it once)
+@pytest.mark.slow  # a minute or more: the whole run twice (test_report.py runs it once)
 def test_observe_job_writes_every_statistic(spark, lake, capsys):
     from jobs import observe
 
