@@ -221,61 +221,75 @@ def _partitions(rows: int) -> int:
 # -- entities ---------------------------------------------------------------------------------
 
 
+def user_attributes(cfg: WorldConfig, uid: Column) -> dict[str, Column]:
+    """A user's hidden attributes, a pure function of the id: no join is ever needed."""
+    s, size = cfg.seed, cfg.community_size
+    pareto = F.pow(uniform(s, "activity", uid), F.lit(-1.0 / cfg.pareto_alpha))
+    is_hub = uniform(s, "hub", uid) < cfg.hub_fraction
+    pos = (uid % size).cast("int")
+    return {
+        "community": (uid / size).cast("long"),
+        "pos": pos,
+        "is_hub": is_hub,
+        "activity": F.least(pareto, F.lit(60.0)) * F.when(is_hub, cfg.hub_boost).otherwise(1.0),
+        "tier": (pos % 5 + 1).cast("int"),
+    }
+
+
+def item_attributes(cfg: WorldConfig, iid: Column) -> dict[str, Column]:
+    """An item's attributes (public and hidden), a pure function of the id."""
+    s = cfg.seed
+    per_tier = cfg.n_items // 5
+    tier = (iid % 5 + 1).cast("int")
+    rank = (iid / 5).cast("long")
+    log_price = F.lit(2.2) + tier * 0.55 + normal(s, "price", iid) * 0.35
+    price = F.round(F.exp(log_price), 2)
+    top = (uniform(s, "top", iid) * cfg.top_categories).cast("int")
+    leaf = top * cfg.leaves_per_top + (uniform(s, "leaf", iid) * cfg.leaves_per_top).cast("int")
+    appeal = (
+        F.exp(-rank.cast("double") / F.lit(max(1.0, 0.05 * per_tier))) * 0.8
+        + normal(s, "appeal", iid) * 0.3
+    ) * cfg.appeal_scale
+    return {
+        "price_tier": tier,
+        "rank": rank,
+        "price": price,
+        "price_index": F.lit(1.0) - F.lit(1.0) / (F.pow(price / 60.0, 0.8) + 1),
+        "top_category": top,
+        "leaf_category": leaf,
+        "appeal": appeal,
+        "rising": (iid % cfg.rising_every == _RISING_OFFSET) & F.lit(cfg.on("E5")),
+    }
+
+
+def _with_item(df: DataFrame, cfg: WorldConfig, names=("appeal", "price", "price_index")):
+    attrs = item_attributes(cfg, F.col("item_id"))
+    return df.withColumns({n: attrs[n] for n in names})
+
+
 def users(spark: SparkSession, cfg: WorldConfig) -> DataFrame:
     """All users with the generator's hidden attributes (activity, hub flag, community)."""
-    s, size = cfg.seed, cfg.community_size
-    pareto = F.pow(uniform(s, "activity", "user_id"), F.lit(-1.0 / cfg.pareto_alpha))
-    is_hub = uniform(s, "hub", "user_id") < cfg.hub_fraction
+    s = cfg.seed
+    uid = F.col("user_id")
     return (
         spark.range(cfg.n_users, numPartitions=_partitions(cfg.n_users))
         .withColumnRenamed("id", "user_id")
-        .withColumn("community", (F.col("user_id") / size).cast("long"))
-        .withColumn("pos", (F.col("user_id") % size).cast("int"))
-        .withColumn("is_hub", is_hub)
-        .withColumn(
-            "activity",
-            F.least(pareto, F.lit(60.0)) * F.when(is_hub, cfg.hub_boost).otherwise(1.0),
-        )
-        .withColumn("tier", (F.col("pos") % 5 + 1).cast("int"))
-        .withColumn("age_band", (uniform(s, "age", "user_id") * 7).cast("int") + 1)
-        .withColumn("city_level", (uniform(s, "city", "user_id") * 5).cast("int") + 1)
+        .withColumns(user_attributes(cfg, uid))
+        .withColumn("age_band", (uniform(s, "age", uid) * 7).cast("int") + 1)
+        .withColumn("city_level", (uniform(s, "city", uid) * 5).cast("int") + 1)
         .withColumn(
             "registered_ts",
-            _ts(cfg, -(uniform(s, "reg", "user_id") * 3 * 365 * 86400).cast("long")),
+            _ts(cfg, -(uniform(s, "reg", uid) * 3 * 365 * 86400).cast("long")),
         )
     )
 
 
 def items(spark: SparkSession, cfg: WorldConfig) -> DataFrame:
     """All items with hidden appeal, popularity rank and rising-star flag."""
-    s = cfg.seed
-    per_tier = cfg.n_items // 5
-    tier = (F.col("item_id") % 5 + 1).cast("int")
-    rank = (F.col("item_id") / 5).cast("long")
-    log_price = F.lit(2.2) + tier * 0.55 + normal(s, "price", "item_id") * 0.35
-    price = F.round(F.exp(log_price), 2)
-    rising = (F.col("item_id") % cfg.rising_every == _RISING_OFFSET) & F.lit(cfg.on("E5"))
-    top = (uniform(s, "top", "item_id") * cfg.top_categories).cast("int")
-    leaf = top * cfg.leaves_per_top + (uniform(s, "leaf", "item_id") * cfg.leaves_per_top).cast(
-        "int"
-    )
-    appeal = (
-        F.exp(-rank.cast("double") / F.lit(max(1.0, 0.05 * per_tier))) * 0.8
-        + normal(s, "appeal", "item_id") * 0.3
-    ) * cfg.appeal_scale
     return (
         spark.range(cfg.n_items, numPartitions=_partitions(cfg.n_items * 50))
         .withColumnRenamed("id", "item_id")
-        .withColumn("price_tier", tier)
-        .withColumn("rank", rank)
-        .withColumn("price", price)
-        .withColumn(
-            "price_index", F.lit(1.0) - F.lit(1.0) / (F.pow(F.col("price") / 60.0, 0.8) + 1)
-        )
-        .withColumn("top_category", top)
-        .withColumn("leaf_category", leaf)
-        .withColumn("appeal", appeal)
-        .withColumn("rising", rising)
+        .withColumns(item_attributes(cfg, F.col("item_id")))
     )
 
 
@@ -296,7 +310,7 @@ def _pick_rising(cfg: WorldConfig, salt: str, key: Column) -> Column:
 # -- browses, seeds and cascades --------------------------------------------------------------
 
 
-def browses(spark: SparkSession, cfg: WorldConfig, user_df: DataFrame, item_df: DataFrame):
+def browses(spark: SparkSession, cfg: WorldConfig) -> DataFrame:
     """Organic browses with the browse-model purchase decision (``buy_at``: null = no buy)."""
     s = cfg.seed
     n = int(cfg.share_records * cfg.browses_per_record)
@@ -310,11 +324,7 @@ def browses(spark: SparkSession, cfg: WorldConfig, user_df: DataFrame, item_df: 
         .withColumn("item_id", _pick_item(cfg, "b-item", bid, tier, F.lit(cfg.item_zipf)))
         .withColumn("t", (uniform(s, "b-time", bid) * weeks_s).cast("long"))
     )
-    return _browse_outcome(base.join(F.broadcast(_item_view(item_df)), "item_id"), cfg)
-
-
-def _item_view(item_df: DataFrame) -> DataFrame:
-    return item_df.select("item_id", "appeal", "price", "price_index", "price_tier", "rising")
+    return _browse_outcome(_with_item(base, cfg), cfg)
 
 
 def _browse_outcome(df: DataFrame, cfg: WorldConfig) -> DataFrame:
@@ -349,7 +359,7 @@ def _browse_outcome(df: DataFrame, cfg: WorldConfig) -> DataFrame:
     return df.withColumn("action", action).withColumn("page", page).withColumn("stay_s", stay)
 
 
-def seeds(spark: SparkSession, cfg: WorldConfig, user_df: DataFrame, item_df: DataFrame):
+def seeds(cfg: WorldConfig, user_df: DataFrame) -> DataFrame:
     """Hop-0 sharers: users who browsed an item (and maybe bought it) and share it."""
     s = cfg.seed
     # One small aggregate sizes the seeds so the world hits its target despite heavy tails.
@@ -381,8 +391,8 @@ def seeds(spark: SparkSession, cfg: WorldConfig, user_df: DataFrame, item_df: Da
         .withColumn("seed_key", key)
         .withColumn("item_id", item)
         .withColumn("t", t)
-        .join(F.broadcast(_item_view(item_df)), "item_id")
     )
+    df = _with_item(df, cfg, ("appeal", "rising"))
     if cfg.on("E5"):
         # Before the surge, a rising star's seeds come in bursts: two of weeks 1-4 hold them.
         burst_week = (
@@ -424,8 +434,6 @@ def seeds(spark: SparkSession, cfg: WorldConfig, user_df: DataFrame, item_df: Da
 def expand(
     sharers: DataFrame,
     cfg: WorldConfig,
-    user_df: DataFrame,
-    item_df: DataFrame,
     buyers: DataFrame | None,
     hop: int,
 ) -> DataFrame:
@@ -465,15 +473,18 @@ def expand(
         .withColumn("t", F.col("share_t") + open_delay)
         .where(F.col("t") < cfg.weeks * 7 * 86400)
     )
-    receivers = user_df.select(
-        F.col("user_id").alias("receiver_id"),
-        F.col("community").alias("r_community"),
-        F.col("tier").alias("r_tier"),
-        F.col("is_hub").alias("r_hub"),
-        F.log(F.col("activity")).alias("r_act"),
-    )
-    recs = recs.join(receivers, "receiver_id").join(
-        F.broadcast(item_df.select("item_id", "appeal", "price_index")), "item_id"
+    r = user_attributes(cfg, F.col("receiver_id"))
+    recs = _with_item(
+        recs.withColumns(
+            {
+                "r_community": r["community"],
+                "r_tier": r["tier"],
+                "r_hub": r["is_hub"],
+                "r_act": F.log(r["activity"]),
+            }
+        ),
+        cfg,
+        ("appeal", "price_index"),
     )
     if buyers is not None and cfg.on("E3"):
         recs = recs.join(
@@ -554,10 +565,10 @@ def next_sharers(records: DataFrame, cfg: WorldConfig) -> DataFrame:
     )
 
 
-def buyers_by_community(purchases: DataFrame, user_df: DataFrame) -> DataFrame:
+def buyers_by_community(purchases: DataFrame, cfg: WorldConfig) -> DataFrame:
     """(item_id, community, n_buyers): distinct buyers of each item in each community."""
     return (
-        purchases.join(user_df.select("user_id", "community"), "user_id")
+        purchases.withColumn("community", user_attributes(cfg, F.col("user_id"))["community"])
         .groupBy("item_id", "community")
         .agg(F.countDistinct("user_id").alias("n_buyers"))
     )
@@ -700,14 +711,14 @@ def to_raw_shares(records: DataFrame, cfg: WorldConfig) -> DataFrame:
     ).withColumn("week_start", _week_start(F.col("ts")))
 
 
-def to_raw_purchases(purchases: DataFrame, item_df: DataFrame, cfg: WorldConfig) -> DataFrame:
+def to_raw_purchases(purchases: DataFrame, cfg: WorldConfig) -> DataFrame:
     """(user_id, item_id, t) -> raw purchases; amount = price x quantity (mostly 1)."""
     s = cfg.seed
     key = F.xxhash64(F.col("user_id"), F.col("item_id"), F.col("t"))
     qty = F.when(uniform(s, "qty", key) < 0.85, 1).otherwise(2)
     return (
         purchases.where((F.col("t") >= 0) & (F.col("t") < cfg.weeks * 7 * 86400))
-        .join(F.broadcast(item_df.select("item_id", "price")), "item_id")
+        .withColumn("price", item_attributes(cfg, F.col("item_id"))["price"])
         .select(
             "user_id",
             "item_id",
@@ -720,7 +731,7 @@ def to_raw_purchases(purchases: DataFrame, item_df: DataFrame, cfg: WorldConfig)
 
 def _materialize(df: DataFrame, path, spark: SparkSession) -> DataFrame:
     """Write an intermediate to scratch Parquet and read it back (no recomputation later)."""
-    df.write.mode("overwrite").parquet(str(path))
+    df.write.mode("overwrite").option("compression", "snappy").parquet(str(path))
     return spark.read.parquet(str(path))
 
 
@@ -733,11 +744,11 @@ def generate(
 
     scratch = Path(scratch)
     user_df = users(spark, cfg)
-    item_df = items(spark, cfg).cache()
+    item_df = items(spark, cfg)
     progress(f"world: {cfg.n_users} users, {cfg.n_items} items, effects {sorted(cfg.effects)}")
 
-    browse_df = _materialize(browses(spark, cfg, user_df, item_df), scratch / "browses", spark)
-    seed_df = _materialize(seeds(spark, cfg, user_df, item_df), scratch / "seeds", spark)
+    browse_df = _materialize(browses(spark, cfg), scratch / "browses", spark)
+    seed_df = _materialize(seeds(cfg, user_df), scratch / "seeds", spark)
     progress("world: browses and cascade seeds done")
 
     hops: list[DataFrame] = []
@@ -752,8 +763,8 @@ def generate(
                     F.col("receiver_id").alias("user_id"), "item_id"
                 )
                 bought = part if bought is None else bought.unionByName(part)
-            buyers = buyers_by_community(bought, user_df)
-        recs = expand(sharers, cfg, user_df, item_df, buyers, hop)
+            buyers = buyers_by_community(bought, cfg)
+        recs = expand(sharers, cfg, buyers, hop)
         recs = _materialize(recs, scratch / f"hop={hop}", spark)
         hops.append(recs)
         sharers = next_sharers(recs, cfg)
@@ -786,9 +797,9 @@ def generate(
         F.col("browse_t").alias("t"),
         F.col("rid").alias("browse_id"),
     ).withColumn("buy_t", F.lit(None).cast("long"))
-    seed_browses = _browse_outcome(
-        seed_browses.join(F.broadcast(_item_view(item_df)), "item_id"), cfg
-    ).withColumn("intent", F.lit(0))
+    seed_browses = _browse_outcome(_with_item(seed_browses, cfg), cfg).withColumn(
+        "intent", F.lit(0)
+    )
     all_browses = browse_df.unionByName(seed_browses.select(*browse_df.columns))
 
     raw_browses = all_browses.select(
@@ -821,7 +832,7 @@ def generate(
         ),
         "items": item_df.select("item_id", "top_category", "leaf_category", "price", "price_index"),
         "shares": to_raw_shares(records, cfg),
-        "purchases": to_raw_purchases(purchases, item_df, cfg),
+        "purchases": to_raw_purchases(purchases, cfg),
         "browses": raw_browses.withColumn("week_start", _week_start(F.col("ts"))),
         "touches": raw_touches.withColumn("week_start", _week_start(F.col("ts"))),
     }
