@@ -314,7 +314,8 @@ def fig_scale_sales(lake: Lake, out: Path) -> Figure:
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
         ax1.errorbar(sv["scale"], sv["mean_sales"], yerr=sv["sd_sales"].fillna(0) /
                      np.sqrt(sv["item_weeks"]), fmt="o-", ms=3, lw=0.8)
-        ax1.set_xlabel("weekly diffusion scale (distinct receivers)")
+        ax1.set_xlabel(f"weekly diffusion scale (distinct receivers; last point: "
+                       f"{int(sv['scale'].max())} or more)")
         ax1.set_ylabel("mean sales that week (+- s.e.)")
         ax1.set_title("sales vs scale (item-weeks)")
         if weekly is not None and not weekly.empty:
@@ -352,7 +353,7 @@ def fig_hub_sales(lake: Lake, out: Path) -> Figure:
         ax.set_xticks(x, [str(int(c)) for c in wide.index])
         ax.set_xlabel("top category")
         ax.set_ylabel("mean item sales (purchases)")
-        ax.legend()
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
         ax.set_title("RiseNet Fig. 2(d): sales of items shared by hubs")
         png = _save(fig, out, "risenet_fig2d_hub_sales.png")
         tables.append(("Mean sales per top category", hs.sort_values(["top_category",
@@ -377,12 +378,17 @@ def fig_dynamics(lake: Lake, out: Path) -> Figure:
         ax1.set_ylabel("share of items")
         ax1.set_title("same sales this week, next week spread")
         at_avg = fl[fl["at_average"]]
-        groups = [at_avg[~at_avg["rising"]]["fluctuation_sd"],
-                  at_avg[at_avg["rising"]]["fluctuation_sd"]]
-        ax2.boxplot(groups, tick_labels=[f"normal (n={len(groups[0])})",
-                                         f"rising (n={len(groups[1])})"])
-        ax2.set_ylabel("sd of weekly diffusion scale, last 6 weeks")
-        ax2.set_title("same scale last week: fluctuation")
+        groups, names = [], []
+        for scope, part in (("near avg", at_avg), ("all", fl)):
+            for rising, name in ((False, "normal"), (True, "rising")):
+                values = part[part["rising"] == rising]["fluctuation_sd"]
+                groups.append(values)
+                names.append(f"{name}, {scope}\n(n={len(values)})")
+        ax2.boxplot(groups, tick_labels=names)
+        ax2.tick_params(axis="x", labelsize=7)
+        ax2.set_yscale("symlog")
+        ax2.set_ylabel("sd of weekly diffusion scale, history weeks")
+        ax2.set_title("scale near the average in the last week: fluctuation")
         fig.suptitle("RiseNet Fig. 3: the last week is not enough")
         png = _save(fig, out, "risenet_fig3_dynamics.png")
         spread = []
@@ -400,8 +406,9 @@ def fig_dynamics(lake: Lake, out: Path) -> Figure:
     return Figure(
         "risenet-3", "RiseNet Fig. 3: dynamic information",
         "Left: items with the same sales in a week spread widely the next week. Right: among "
-        "items with the average diffusion scale in the last week before labelling, rising "
-        "stars fluctuated more over the previous weeks.",
+        "items whose diffusion scale in the last week before labelling was near the average "
+        "(within 50%), and among all items, rising stars fluctuated more over the previous "
+        "weeks when the planted burst pattern is on.",
         png, tables, ("E5",), ("next_week_sales", "scale_fluctuation"),
     )
 

@@ -66,6 +66,7 @@ class ObserveConfig:
         window_step: weeks between sliding rising-star windows (1).
         hub_percent: hubs are the top hub_percent % of senders (1).
         history_weeks: weeks of scale history for the fluctuation (6).
+        average_tolerance: "same scale as average" band for Fig. 3, relative (0.5).
         scale_cap: diffusion scales >= scale_cap share the last bucket of Fig. 2(c) (50).
         max_join_rows: refuse the close-neighbour join above this many rows (2e9).
     """
@@ -83,6 +84,7 @@ class ObserveConfig:
     window_step: int = 1
     hub_percent: float = 1.0
     history_weeks: int = 6
+    average_tolerance: float = 0.5
     scale_cap: int = 50
     max_join_rows: int = 2_000_000_000
 
@@ -233,7 +235,9 @@ class Observer:
         self.write("next_week_sales", lambda: rising.next_week_sales(weekly))
         fluctuation = self.write(
             "scale_fluctuation",
-            lambda: rising.scale_fluctuation(weekly, labels, cfg.before_weeks, cfg.history_weeks),
+            lambda: rising.scale_fluctuation(
+                weekly, labels, cfg.before_weeks, cfg.history_weeks, cfg.average_tolerance
+            ),
         )
 
         start = time.time()

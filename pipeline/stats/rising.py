@@ -395,13 +395,19 @@ def next_week_sales(weekly: DataFrame) -> DataFrame:
 
 
 def scale_fluctuation(
-    weekly: DataFrame, labels: DataFrame, before_weeks: int = 4, history_weeks: int = 6
+    weekly: DataFrame,
+    labels: DataFrame,
+    before_weeks: int = 4,
+    history_weeks: int = 6,
+    tolerance: float = 0.5,
 ) -> DataFrame:
     """RiseNet Fig. 3 (right): sd of weekly scale over the ``history_weeks`` weeks ending at the
     window's last "before" week (clipped at week 1), per (window, item).
 
-    ``at_average`` marks items whose last-week scale equals the window's rounded mean scale
-    over items with scale >= 1 that week: the paper's "same diffusion scale as average".
+    ``at_average`` marks items whose last-week scale is within ``tolerance`` (relative) of
+    the window's rounded mean scale over items with scale >= 1 that week: the paper's "same
+    diffusion scale as average". The paper's exact equality leaves almost no rising star in a
+    small world, hence the band (``tolerance=0`` is exact equality).
     """
     last = F.col("window_start") + before_weeks - 1
     keyed = labels.select("window_start", "item_id", "rising", "scale_last")
@@ -421,7 +427,12 @@ def scale_fluctuation(
     )
     return _typed(
         history.join(F.broadcast(average), "window_start", "left").withColumn(
-            "at_average", F.coalesce(F.col("scale_last") == F.col("_avg"), F.lit(False))
+            "at_average",
+            F.coalesce(
+                (F.col("scale_last") > 0)
+                & (F.abs(F.col("scale_last") - F.col("_avg")) <= F.col("_avg") * tolerance),
+                F.lit(False),
+            ),
         ),
         SCALE_FLUCTUATION,
     )

@@ -68,11 +68,14 @@ def test_mdsw_and_fluctuation(spark, grid):
     )
     assertDataFrameEqual(got, expected)
     # History weeks 1-2: population sd of (2, 3) = 0.5, of (1, 4) = 1.5, of (0, 0) = 0.
-    # Average last-week scale over items with scale >= 1: round((3 + 4) / 2) = 4 -> item 2.
+    # Average last-week scale over items with scale >= 1: round((3 + 4) / 2) = 4; exactly
+    # equal: item 2; within 50%: items 1 and 2 (|3 - 4| <= 2).
+    fl = rising.scale_fluctuation(weekly, labels, before_weeks=2, history_weeks=2, tolerance=0)
+    assert [r["item_id"] for r in fl.where("at_average").collect()] == [2]
     fl = rising.scale_fluctuation(weekly, labels, before_weeks=2, history_weeks=2)
     expected = spark.createDataFrame(
         [
-            (1, 1, False, 3, False, 2, 0.5),
+            (1, 1, False, 3, True, 2, 0.5),
             (1, 2, True, 4, True, 2, 1.5),
             (1, 3, False, 0, False, 2, 0.0),
         ],
