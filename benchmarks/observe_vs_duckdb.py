@@ -183,16 +183,17 @@ SQL = {
     "rising_stars": """
         CREATE OR REPLACE TEMP TABLE rising_stars AS
         WITH windows AS (SELECT range::INT AS window_start FROM range(1,
-                             (SELECT max(week) FROM item_weekly) - 6 + 2)),
+                             (SELECT max(week) FROM item_weekly) - {B} - {A} + 2)),
         per AS (
             SELECT window_start, item_id, top_category,
-                   sum(CASE WHEN week BETWEEN window_start AND window_start + 3
+                   sum(CASE WHEN week BETWEEN window_start AND window_start + {B} - 1
                             THEN sales ELSE 0 END) AS sales_before,
-                   sum(CASE WHEN week BETWEEN window_start + 4 AND window_start + 5
+                   sum(CASE WHEN week BETWEEN window_start + {B} AND window_start + {B} + {A} - 1
                             THEN sales ELSE 0 END) AS sales_after,
-                   sum(CASE WHEN week BETWEEN window_start AND window_start + 3
+                   sum(CASE WHEN week BETWEEN window_start AND window_start + {B} - 1
                             THEN records ELSE 0 END) AS records_before
-            FROM item_weekly JOIN windows ON week BETWEEN window_start AND window_start + 5
+            FROM item_weekly JOIN windows
+                 ON week BETWEEN window_start AND window_start + {B} + {A} - 1
             GROUP BY ALL
         ), n AS (SELECT top_category, count(*) AS n FROM items GROUP BY ALL),
         ranked AS (
@@ -213,7 +214,7 @@ SQL = {
                        PARTITION BY item_id ORDER BY week)) AS diff FROM item_weekly)
         SELECT r.window_start, r.item_id, r.rising, max(d.diff) AS mdsw
         FROM rising_stars r JOIN d ON d.item_id = r.item_id
-             AND d.week BETWEEN r.window_start + 1 AND r.window_start + 3
+             AND d.week BETWEEN r.window_start + 1 AND r.window_start + {B} - 1
         GROUP BY ALL
     """,
     "hub_nodes": """
@@ -239,7 +240,10 @@ CHECKS = {
     "rising_stars": "SELECT count(*), sum(rising::INT) FROM {}",
     "mdsw": "SELECT count(*), sum(mdsw) FROM {}",
     "scale_vs_sales": "SELECT scale, item_weeks FROM {} ORDER BY 1",
+    "close_neighbours": "SELECT close_neighbours, records, conversions FROM {} ORDER BY 1",
 }
+# Spark's table also holds per-category rows; the overall ones have a null category.
+SPARK_FILTER = {"close_neighbours": "(SELECT * FROM {} WHERE top_category IS NULL)"}
 
 
 def duckdb_connection(threads: int | None):
@@ -255,7 +259,9 @@ def duckdb_connection(threads: int | None):
     return con
 
 
-def run_duckdb(lake: str, threads: int | None) -> tuple[float, dict[str, float], object]:
+def run_duckdb(
+    lake: str, threads: int | None, before: int = 4, after: int = 2
+) -> tuple[float, dict[str, float], object]:
     con = duckdb_connection(threads)
     began = time.perf_counter()
     for table in ("shares", "purchases", "browses", "items"):
@@ -265,7 +271,7 @@ def run_duckdb(lake: str, threads: int | None) -> tuple[float, dict[str, float],
     steps = {}
     for name, sql in SQL.items():
         t0 = time.perf_counter()
-        con.execute(sql)
+        con.execute(sql.replace("{B}", str(before)).replace("{A}", str(after)))
         steps[name] = time.perf_counter() - t0
         print(f"[duckdb] {name}: {steps[name]:.2f} s", flush=True)
     return time.perf_counter() - began, steps, con
@@ -277,6 +283,8 @@ def main() -> int:
     parser.add_argument("--skip-spark", action="store_true", help="reuse the last stats/*")
     parser.add_argument("--threads", type=int, default=None, help="DuckDB threads")
     parser.add_argument("--run-id", default=f"bench-{int(time.time())}")
+    parser.add_argument("--before-weeks", type=int, default=4)
+    parser.add_argument("--after-weeks", type=int, default=2)
     args = parser.parse_args()
     lake = os.path.abspath(args.lake)
 
@@ -284,21 +292,23 @@ def main() -> int:
     if not args.skip_spark:
         began = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "jobs.observe", "--lake", lake, "--run-id", args.run_id],
+            [sys.executable, "-m", "jobs.observe", "--lake", lake, "--run-id", args.run_id,
+             "--before-weeks", str(args.before_weeks), "--after-weeks", str(args.after_weeks)],
             check=True, stdout=subprocess.DEVNULL,
         )
         spark_s = time.perf_counter() - began
         print(f"[spark] jobs.observe (all statistics + tests, incl. JVM start): {spark_s:.1f} s")
 
-    duck_s, _, con = run_duckdb(lake, args.threads)
+    duck_s, _, con = run_duckdb(lake, args.threads, args.before_weeks, args.after_weeks)
     print(f"[duckdb] the same statistics (no tests): {duck_s:.1f} s")
 
     mismatches = 0
     for table, query in CHECKS.items():
         mine = con.execute(query.format(table)).fetchall()
-        theirs = con.execute(
-            query.format(f"delta_scan('{lake}/stats/{table}')")
-        ).fetchall()
+        source = f"delta_scan('{lake}/stats/{table}')"
+        if table in SPARK_FILTER:
+            source = SPARK_FILTER[table].format(source)
+        theirs = con.execute(query.format(source)).fetchall()
         same = [tuple(round(float(v), 6) if isinstance(v, float) else v for v in r)
                 for r in mine] == [tuple(round(float(v), 6) if isinstance(v, float) else v
                                          for v in r) for r in theirs]
