@@ -10,6 +10,13 @@ import argparse
 import dataclasses
 import json
 import sys
+from pathlib import Path
+
+if not __package__:
+    # Run as a file (spark-submit jobs/observe.py): make the repository's packages importable.
+    # Only the driver imports them: the statistics run no Python code on the executors (the
+    # array lambdas are Spark SQL higher-order functions, not Python UDFs).
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
