@@ -66,17 +66,17 @@ def parse_lines(lines: DataFrame) -> DataFrame:
     return (
         lines.withColumn("tokens", tokens)
         .withColumn(
-            "user_names", F.transform("tokens", lambda t: F.split(t, ",", -1).getItem(0))
+            "user_names", F.transform("tokens", lambda t: F.get(F.split(t, ",", -1), 0))
         )
         .withColumn(
-            "time_text", F.transform("tokens", lambda t: F.split(t, ",", -1).getItem(1))
+            "time_text", F.transform("tokens", lambda t: F.get(F.split(t, ",", -1), 1))
         )
         .withColumn("reason", _reason())
         .withColumn(
             "times",
             F.when(
                 F.col("reason").isNull(),
-                F.transform("time_text", lambda t: t.cast("double")),
+                F.transform("time_text", lambda t: t.try_cast("double")),
             ),
         )
         .drop("time_text")
@@ -87,7 +87,8 @@ def _reason() -> Column:
     good_pair = F.forall("tokens", lambda t: t.rlike(r"^[^,\s]+,[^,\s]+$"))
     numeric = F.forall("time_text", lambda t: t.rlike(NUMBER))
     duplicate = F.size(F.array_distinct("user_names")) < F.size("user_names")
-    times = F.transform("time_text", lambda t: t.cast("double"))
+    # try_cast: under ANSI mode a plain cast of a bad number raises even in an unused branch.
+    times = F.transform("time_text", lambda t: t.try_cast("double"))
     decreasing = (F.size("tokens") > 1) & F.exists(
         F.sequence(F.lit(1), F.greatest(F.size("tokens") - 1, F.lit(1))),
         lambda i: F.element_at(times, i) > F.element_at(times, i + 1),
