@@ -84,6 +84,7 @@ RESULTS_SCHEMA = pa.schema(
 # Fields that say where and how a run executes, not what it computes: left out of the hash.
 _NOT_HASHED = {
     "lake", "out", "run_id", "max_restarts", "stop_after_epoch", "device", "config", "find_unused",
+    "threads",
 }
 
 
@@ -111,6 +112,8 @@ class TrainConfig:
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         grad_clip: clip the global gradient norm to this value (None: no clipping).
         find_unused: tell DDP that some parameters may get no gradient in a step (slower).
+        threads: torch intra-op threads per process (None: torch's default, or the cores split
+            over the local ranks under DDP). On a shared box 1 is often far faster.
     """
 
     lake: str = ""
@@ -131,6 +134,7 @@ class TrainConfig:
     device: str = "auto"
     grad_clip: float | None = None
     find_unused: bool = False
+    threads: int | None = None
 
     def config_hash(self) -> str:
         items = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_HASHED}
@@ -182,6 +186,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--grad-clip", type=float)
     parser.add_argument("--find-unused", action="store_true", default=None)
+    parser.add_argument("--threads", type=int)
     args = parser.parse_args(argv)
 
     values: dict[str, Any] = {}
@@ -462,6 +467,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     and when stopped by ``stop_after_epoch``)."""
     cfg = cfg.resolved()
     env = setup_distributed(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     try:
         return _train(cfg, env)
     finally:

@@ -29,15 +29,17 @@ Evaluation (NDM paper Sec. 5.3 and 5.5), dict in, dict out:
 
 Every cascade's simulations use their own generator seeded by (``seed``, cascade_id), so a
 split scored in shards over ranks gives the same numbers as in one process. The val split is
-simulated with ``val_sims`` (100) to keep per-epoch model selection cheap.
+simulated with ``val_sims`` (100) and without the size simulations (``val_size_sims``, 0) to
+keep per-epoch model selection cheap.
 
 Models plug in through ``loss`` / ``predict`` (log-probabilities (B, L, V)) for training and
 ranking, and ``begin(prefix (S, t)) -> (state, scores (S, V))``, ``extend(state, users (S,))``,
 ``reorder(state, index)`` for simulation (scores unmasked; the simulator masks; ``begin`` also
 gets ``max_new`` to size its caches).
 
-Options (``--opt``): sims, val_sims, size_sims, size_cap (default: longest training cascade),
-given, early, ks, seed, eval_batch, max_cascades (score only the first N; quick checks).
+Options (``--opt``): sims, val_sims, size_sims, val_size_sims, size_cap (default: longest
+training cascade), given, early, ks, seed, eval_batch, max_cascades (score only the first N;
+quick checks).
 """
 
 from __future__ import annotations
@@ -181,6 +183,7 @@ class NdmTask(Task):
         self.sims = _opt(o, "sims", 1000)
         self.val_sims = _opt(o, "val_sims", 100)
         self.size_sims = _opt(o, "size_sims", 100)
+        self.val_size_sims = _opt(o, "val_size_sims", 0)
         self.given = _opt(o, "given", 5)
         self.early = _opt(o, "early", 5)
         self.seed = _opt(o, "seed", 0)
@@ -267,6 +270,7 @@ class NdmTask(Task):
         model.eval()
         split = getattr(examples, "split", "")
         sims = self.val_sims if split == "val" else self.sims
+        size_sims = self.val_size_sims if split == "val" else self.size_sims
         vocab = self.n_users + 1
         cap = int(self._size_cap) if self._size_cap is not None else self.meta()["max_len"]
         sums: dict[str, float] = {"cascades": float(len(examples)), "size_n": 0.0, "msle": 0.0}
@@ -291,9 +295,9 @@ class NdmTask(Task):
                     early["total"].append(p_early.sum().item())
                     early["truth"].append(first.numel())
                 given = users[: self.given]
-                if self.size_sims > 0:
+                if size_sims > 0:
                     room = max(cap - given.numel(), 0)
-                    out = simulate(model, given, self.size_sims, room, vocab, gen)
+                    out = simulate(model, given, size_sims, room, vocab, gen)
                     pred = given.numel() + out["sizes"].double().mean().item()
                     true = float(users.numel())
                     sums["msle"] += (math.log(true) - math.log(pred)) ** 2
