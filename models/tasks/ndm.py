@@ -25,7 +25,8 @@ Evaluation (NDM paper Sec. 5.3 and 5.5), dict in, dict out:
   ``msle`` = mean_c (ln|c| - ln pred_c)^2.
 * Next-user ranking, teacher forced: at every position the true next user (not Terminate) is
   ranked among all users and Terminate, infected users excluded; ``hits@k`` and ``map@k`` for
-  k in ``ks`` (10, 50, 100); map@k is the reciprocal rank when it is within k, else 0.
+  k in ``ks`` (10, 50, 100); map@k is the reciprocal rank when it is within k, else 0. Tied
+  scores count half (``tie_aware_rank``).
 
 Every cascade's simulations use their own generator seeded by (``seed``, cascade_id), so a
 split scored in shards over ranks gives the same numbers as in one process. The val split is
@@ -101,6 +102,16 @@ def _f1_from_sums(f_sum, n, hit, total, truth) -> dict[str, float]:
     rec = hit / truth if truth > 0 else 0.0
     micro = 2 * pre * rec / (pre + rec) if pre + rec > 0 else 0.0
     return {"macro_f1": macro, "micro_f1": micro}
+
+
+def tie_aware_rank(scores: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """0-based rank of ``true`` in each row of ``scores``, ties broken at random in expectation:
+    (users scored higher) + (other users scored the same) / 2. Counting only the higher ones
+    would let a model that scores everyone alike rank every target first."""
+    target = scores.gather(1, true[:, None])
+    higher = (scores > target).sum(1).double()
+    same = (scores == target).sum(1).double() - 1
+    return higher + same / 2
 
 
 def _sample(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -329,8 +340,7 @@ class NdmTask(Task):
                 continue
             scores = logp[valid]  # (N, V)
             true = targets[valid]
-            target_score = scores.gather(1, true[:, None])
-            rank = (scores > target_score).sum(1)  # 0 = ranked first
+            rank = tie_aware_rank(scores, true)
             sums["rank_n"] += float(true.numel())
             for k in self.ks:
                 inside = rank < k

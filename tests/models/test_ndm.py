@@ -11,7 +11,7 @@ import torch
 
 from models.base import ShardModel, get_model
 from models.ndm import NDM, infected_mask
-from models.tasks.ndm import NdmTask, f1_scores, simulate
+from models.tasks.ndm import NdmTask, f1_scores, simulate, tie_aware_rank
 
 DATA = Path(__file__).parents[2].parent / "shared" / "data" / "cascades"
 
@@ -30,6 +30,12 @@ def test_f1_formulas_hand_worked():
     assert got["micro_f1"] == pytest.approx(1 / 3)
     # A model that infects nobody (sum_U P = 0) scores 0, not NaN.
     assert f1_scores([0.0], [0.0], [3]) == {"macro_f1": 0.0, "micro_f1": 0.0}
+
+
+def test_rank_counts_ties_half():
+    scores = torch.tensor([[0.0, 0.0, 0.0, 0.0], [3.0, 1.0, 2.0, float("-inf")]])
+    # Row 0: all tied -> 0 higher + 3 others tied / 2 = 1.5. Row 1: target 2.0, 1 higher -> 1.
+    assert tie_aware_rank(scores, torch.tensor([2, 2])).tolist() == [1.5, 1.0]
 
 
 META = {"n_users": 6, "vocab": 7, "terminate": 6, "pad": 7, "max_len": 5}
