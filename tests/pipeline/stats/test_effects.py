@@ -21,7 +21,7 @@ ALPHA = 0.01
 # effect -> [(statistic, start of the test's description)]
 PRIMARY = {
     "E1": [("conversion_index", "paired t over items"),
-           ("ci_lift_by_leaf", "OLS of CI lift")],
+           ("ci_lift_by_leaf", "Spearman of item log(CI_taocode / CI_browse) and PI")],
     "E2": [("degree_gap_ci", "within-item trend of conversion on log1p")],
     "E3": [("close_neighbours", "within-item trend")],
     "E4": [("two_hop", "within-item difference: sender received"),
