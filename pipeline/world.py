@@ -101,8 +101,8 @@ class WorldConfig:
     reshare_bought: float = 0.45
     reshare_delay_days: float = 4.0
     item_zipf: float = 2.2
-    browses_per_record: float = 0.5
-    touch_session_rate: float = 0.3
+    browses_per_record: float = 0.4
+    touch_session_rate: float = 0.12
     buy_delay_hours: float = 8.0
     seed_bought: float = 0.3
     # conversion model
@@ -263,8 +263,10 @@ def item_attributes(cfg: WorldConfig, iid: Column) -> dict[str, Column]:
 
 
 def _with_item(df: DataFrame, cfg: WorldConfig, names=("appeal", "price", "price_index")):
-    attrs = item_attributes(cfg, F.col("item_id"))
-    return df.withColumns({n: attrs[n] for n in names})
+    """Add item attributes by a broadcast join with the (small) item table: one hash lookup a
+    row instead of recomputing a dozen hashes."""
+    lookup = items(df.sparkSession, cfg).select("item_id", *names)
+    return df.join(F.broadcast(lookup), "item_id")
 
 
 def users(spark: SparkSession, cfg: WorldConfig) -> DataFrame:
