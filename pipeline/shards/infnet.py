@@ -514,10 +514,16 @@ def build_infnet_shards(
     )
     weeks = spark.range(cfg.obs_weeks).select(F.col("id").cast("int").alias("week"))
     window_start = start - dt.timedelta(days=7 * cfg.obs_weeks)
+    pred_end = start + dt.timedelta(days=cfg.pred_days)
+    # The raw tables are many small files: read the rows the build can touch once and keep them.
     recent_shares = shares.filter(
-        (F.col("ts") >= F.lit(window_start))
-        & (F.col("ts") < F.lit(start + dt.timedelta(days=cfg.pred_days)))
-    )
+        (F.col("ts") >= F.lit(window_start)) & (F.col("ts") < F.lit(pred_end))
+    ).cache()
+    history_start = window_start - dt.timedelta(days=cfg.history_days)
+    label_end = dt.datetime.combine(pred_end, dt.time()) + dt.timedelta(hours=cfg.label_hours)
+    purchases = purchases.filter(
+        (F.col("ts") >= F.lit(history_start)) & (F.col("ts") <= F.lit(label_end))
+    ).cache()
 
     queries = select_queries(recent_shares, start, cfg)
     queries = with_labels(queries, purchases, cfg).cache()

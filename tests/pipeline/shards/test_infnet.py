@@ -87,6 +87,25 @@ def by_id(row):
     return out
 
 
+def test_expand_hop_keeps_the_most_recent_neighbours(spark):
+    """Node 1 has neighbours 20, 21, 22 (last active 01-22, 01-26, 01-27): fanout 2 keeps 22
+    and 21 and reports the 3 neighbours it saw; node 2 has one neighbour, kept."""
+    from pipeline.shards.infnet import expand_hop
+
+    day = dt.date(2024, 1, 29)
+    adjacency = spark.createDataFrame(
+        [(day, 1, 1, 20, ts(1, 22)), (day, 1, 1, 21, ts(1, 26)), (day, 1, 1, 22, ts(1, 27)),
+         (day, 1, 2, 3, ts(1, 23))],
+        "query_day date, week int, node long, nbr long, last_ts timestamp",
+    )
+    frontier = spark.createDataFrame([(7, day, 1, 1), (7, day, 1, 2)],
+                                     "query_id long, query_day date, week int, node long")
+    got = sorted(tuple(r) for r in expand_hop(frontier, adjacency, 2)
+                 .select("node", "nbr", "n_nbrs").collect())
+    assert got == [(1, 21, 3), (1, 22, 3), (2, 3, 1)]
+
+
+# The whole build on the hand-made world: about 100 s on 2 busy cores, so behind `slow`.
 @pytest.fixture(scope="module")
 def built(spark, tmp_path_factory):
     from pipeline.lake import Lake
@@ -96,6 +115,7 @@ def built(spark, tmp_path_factory):
     return lake, *build(spark, lake)
 
 
+@pytest.mark.slow
 def test_queries_labels_and_splits(built):
     _, summary, rows = built
     assert set(rows) == {1, 3}
@@ -109,6 +129,7 @@ def test_queries_labels_and_splits(built):
     assert q1["item_x"] == [1.0, 0.0, 0.0, 1.0]
 
 
+@pytest.mark.slow
 def test_weekly_subgraphs_bfs_depth_two_and_fanout(built):
     _, summary, rows = built
     q1 = by_id(rows[1])
@@ -130,6 +151,7 @@ def test_weekly_subgraphs_bfs_depth_two_and_fanout(built):
     assert q2[1] == ([3, 4, 5, 6], [(4, 3, [1.0, 0.0]), (5, 4, [1.0, 0.0])])
 
 
+@pytest.mark.slow
 def test_node_features_and_cold(built):
     _, _, rows = built
     q1 = rows[1]
