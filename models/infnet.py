@@ -119,16 +119,6 @@ def make_encoder(kind: str, channels: int, num_steps: int) -> nn.Module:
     raise ValueError(f"unknown sequence encoder {kind!r}; expected one of {ENCODERS}")
 
 
-def edge_softmax(
-    logits: torch.Tensor, group: torch.Tensor, num_groups: int, uniform: bool = False
-) -> torch.Tensor:
-    """Eq. (6): softmax of edge logits within each group (one node's in- or out-edges in one
-    week); ``uniform`` gives every edge of a group the same weight (the -Attention ablation)."""
-    if uniform:
-        logits = torch.zeros_like(logits)
-    return softmax(logits, group, num_nodes=num_groups)
-
-
 class DiffusionLayer(nn.Module):
     r"""One diffusion-block layer, Eq. (2)-(6).
 
@@ -148,14 +138,23 @@ class DiffusionLayer(nn.Module):
         self.channels = channels
         self.attention = attention
         self.negative_slope = negative_slope
-        self.att_in = nn.Linear(3 * channels, 1)  # W_in^k in R^{1 x 3c}
-        self.att_out = nn.Linear(3 * channels, 1)  # W_out^k
+        # W_in^k, W_out^k in R^{1 x 3c}; none without attention, so DDP sees no unused weights
+        self.att_in = nn.Linear(3 * channels, 1) if attention else None
+        self.att_out = nn.Linear(3 * channels, 1) if attention else None
         self.combine = nn.Linear(2 * channels, channels)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         for lin in (self.att_in, self.att_out, self.combine):
-            lin.reset_parameters()
+            if lin is not None:
+                lin.reset_parameters()
+
+    def _weights(self, att, h_u, h_v, e, group, num_groups) -> torch.Tensor:
+        """Eq. (5)-(6): (E,) weights summing to 1 over each group's edges."""
+        if att is None:  # -Attention: every edge of a node's in- (out-) set weighs the same
+            return softmax(torch.zeros_like(group, dtype=e.dtype), group, num_nodes=num_groups)
+        w = F.leaky_relu(att(torch.cat([h_u, h_v, e], -1)), self.negative_slope)  # Eq. (5)
+        return softmax(w.squeeze(-1), group, num_nodes=num_groups)  # Eq. (6)
 
     def forward(self, h, e, edge_index, edge_week, return_attention: bool = False):
         num_nodes, steps, _ = h.shape
@@ -164,15 +163,13 @@ class DiffusionLayer(nn.Module):
         h_dst = h[dst, edge_week]  # (E, c)
         groups = num_nodes * steps
 
-        # In-edges of u = dst, Eq. (5)-(6) then Eq. (2).
-        w_in = F.leaky_relu(self.att_in(torch.cat([h_dst, h_src, e], -1)), self.negative_slope)
+        # In-edges of u = dst: Eq. (5)-(6), then Eq. (2) over S_u^t.
         in_group = dst * steps + edge_week
-        a_in = edge_softmax(w_in.squeeze(-1), in_group, groups, uniform=not self.attention)
+        a_in = self._weights(self.att_in, h_dst, h_src, e, in_group, groups)
         inc = scatter(a_in.unsqueeze(-1) * e, in_group, 0, dim_size=groups, reduce="sum")
-        # Out-edges of u = src, Eq. (3), summed over R_u^t.
-        w_out = F.leaky_relu(self.att_out(torch.cat([h_src, h_dst, e], -1)), self.negative_slope)
+        # Out-edges of u = src: Eq. (3) over R_u^t with W_out.
         out_group = src * steps + edge_week
-        a_out = edge_softmax(w_out.squeeze(-1), out_group, groups, uniform=not self.attention)
+        a_out = self._weights(self.att_out, h_src, h_dst, e, out_group, groups)
         out = scatter(a_out.unsqueeze(-1) * e, out_group, 0, dim_size=groups, reduce="sum")
 
         state = torch.cat([inc, out], -1).view(num_nodes, steps, 2 * self.channels)  # Eq. (4)
