@@ -355,8 +355,11 @@ def _variant(cls_name: str, name: str, doc: str, **defaults: Any) -> type[InfNet
 
 InfNetS = _variant("InfNetS", "infnet_s", "InfNet-S: one static aggregated graph (Table 2).",
                    static=True)
+# Without attention node states never reach the output through a diffusion layer but the last
+# (they only steer the weights), so one layer computes the same function; more would be dead
+# weights that DDP refuses.
 InfNetNoAttention = _variant("InfNetNoAttention", "infnet_no_attention",
-                             "-Attention (Table 3c).", attention=False)
+                             "-Attention (Table 3c).", attention=False, diffusion_layers=1)
 InfNetNoStructural = _variant("InfNetNoStructural", "infnet_no_structural",
                               "-Structural block (Table 3d).", structural=False)
 InfNetNoEdge = _variant("InfNetNoEdge", "infnet_no_edge", "-Taocode features (Table 3b).",
