@@ -276,7 +276,8 @@ def fig_mdsw(lake: Lake, out: Path) -> Figure:
     return Figure(
         "risenet-2a", "RiseNet Fig. 2(a): MDSW",
         "Distribution of the largest week-to-week change in an item's diffusion scale during "
-        "the 4 weeks before labelling: rising stars sitting to the right is the planted "
+        "the 4 weeks before labelling (pooled over the sliding windows): rising stars sitting "
+        "to the right is the planted "
         "burst pattern.",
         png, tables, ("E5",), ("rising_stars", "mdsw"),
     )
