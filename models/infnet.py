@@ -36,6 +36,7 @@ Variants (Table 2, 3): ``infnet_s`` (one static aggregated graph, no sequence en
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import torch
@@ -105,6 +106,12 @@ class GRUEncoder(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.gru(h)[0]
+
+
+def base_logit(meta: dict[str, Any]) -> float:
+    """logit of the training split's positive rate (0 when the task does not say)."""
+    rate = min(max(float(meta.get("train_positive_rate", 0.5)), 1e-4), 1 - 1e-4)
+    return math.log(rate / (1 - rate))
 
 
 def make_encoder(kind: str, channels: int, num_steps: int) -> nn.Module:
@@ -251,6 +258,7 @@ class InfNet(ShardModel):
         item = int(meta["item_dim"]) if config.item_features else 0
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(c + s + (s + c) + item, 1)  # Eq. (9): [d_u, s_u, g_q, Attr(p)]
+        self.base_logit = base_logit(meta)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -258,6 +266,8 @@ class InfNet(ShardModel):
         self.edge_in.reset_parameters()
         for module in [*self.gat, *self.diffusion, self.output]:
             module.reset_parameters()
+        # Start at the base rate: Adam moves a bias ~lr per step, too slow to find it alone.
+        nn.init.constant_(self.output.bias, self.base_logit)
         for enc in self.encoders:
             if hasattr(enc, "reset_parameters"):
                 enc.reset_parameters()

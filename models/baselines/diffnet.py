@@ -8,7 +8,8 @@ product:
 * fusion: :math:`h_u^0 = \mathrm{ReLU}(W_u [P_u, x_u])`, :math:`v_p = W_p [Q_p, \mathrm{Attr}(p)]`
   (:math:`P, Q` free embeddings, hashed into ``buckets`` rows);
 * influence diffusion: :math:`h_u^{k+1} = \mathrm{ReLU}(W_k [\frac{1}{|N_u|}\sum_{v \in N_u}
-  h_v^k, h_u^k])` for K layers over the undirected static graph;
+  h_v^k, h_u^k])` for K layers over the undirected static graph (the last one linear, and
+  :math:`v_p` linear, so the score can take either sign);
 * prediction: :math:`y' = \sigma(\langle h_u^K, v_p \rangle + b)`, binary cross-entropy.
 """
 
@@ -23,6 +24,7 @@ from torch import nn
 from torch_geometric.utils import scatter, to_undirected
 
 from models.base import ShardModel, register_model
+from models.infnet import base_logit
 
 
 @register_model("infnet", "diffnet")
@@ -57,7 +59,7 @@ class DiffNet(ShardModel):
         nn.init.normal_(self.item_emb.weight, std=0.1)
         for lin in (self.user_fuse, self.item_fuse, *self.diffuse):
             lin.reset_parameters()
-        nn.init.zeros_(self.bias)
+        nn.init.constant_(self.bias, base_logit(self.meta))
 
     def logits(self, batch: dict[str, Any]) -> torch.Tensor:
         g = batch["graph"]
@@ -65,11 +67,13 @@ class DiffNet(ShardModel):
         h = F.relu(self.user_fuse(torch.cat([free_u, g.x], -1)))  # (N, c) fusion
         edges = to_undirected(g.edge_index, num_nodes=g.num_nodes)  # static graph
         src, dst = edges
-        for lin in self.diffuse:
+        for k, lin in enumerate(self.diffuse):
             nbr = scatter(h[src], dst, 0, dim_size=g.num_nodes, reduce="mean")  # (N, c)
-            h = F.relu(lin(torch.cat([nbr, h], -1)))
+            h = lin(torch.cat([nbr, h], -1))
+            # the last layer stays linear so that <h_u, v_p> can take either sign
+            h = F.relu(h) if k + 1 < len(self.diffuse) else h
         free_p = self.item_emb(batch["item_id"] % self.item_buckets)
-        v = F.relu(self.item_fuse(torch.cat([free_p, batch["item_x"]], -1)))  # (Q, c)
+        v = self.item_fuse(torch.cat([free_p, batch["item_x"]], -1))  # (Q, c)
         return (h[g.ptr[:-1]] * v).sum(-1) + self.bias
 
     def loss(self, batch: dict[str, Any]) -> torch.Tensor:

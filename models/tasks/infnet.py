@@ -201,7 +201,11 @@ class InfNetTask(Task):
 
     def meta(self) -> dict[str, Any]:
         m = self.manifest()
+        train = {k: int(v) for k, v in (m.get("counts", {}).get("train") or {}).items()}
+        total = sum(train.values())
         return {
+            # models start their output bias at the base rate: logit(positives / queries)
+            "train_positive_rate": train.get("1", 0) / total if total else 0.5,
             "node_dim": m["node_dim"],
             "edge_dim": m["edge_dim"],
             "item_dim": m["item_dim"],

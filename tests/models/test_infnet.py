@@ -172,16 +172,19 @@ def test_task_reads_the_lake_and_evaluates(tmp_path):
     lake = tmp_path / "lake"
     write_deltalake(str(lake / "shards" / "infnet"), pa.Table.from_pylist(ROWS, SCHEMA))
     manifest = {"schema_version": 1, "node_dim": 7, "edge_dim": 2, "item_dim": 3,
-                "num_weeks": 2, "max_user_id": 5, "max_item_id": 11}
+                "num_weeks": 2, "max_user_id": 5, "max_item_id": 11,
+                "counts": {"train": {"0": 3, "1": 1}, "test": {"0": 2}}}
     write_deltalake(str(lake / "shards" / "infnet_manifest"),
                     pa.table({"json": [json.dumps(manifest)]}))
     task = InfNetTask(str(lake))
-    assert task.meta() == META
+    assert task.meta() == {**META, "train_positive_rate": 0.25}
     train = task.load_split("train")
     assert [ex.query_id for ex in train] == [3, 7]  # sorted by query id
     assert task.load_split("test") == []
     model = get_model("infnet", "infnet")(get_model("infnet", "infnet").make_config(
         {"hidden": 8}), task.meta())
+    # the output starts at the base rate: logit(0.25)
+    assert model.output.bias.item() == pytest.approx(math.log(0.25 / 0.75))
     metrics = task.evaluate(model, train, torch.device("cpu"))
     assert set(metrics) >= {"auc_pr", "auc_roc", "auc_pr_cold", "auc_pr_warm"}
     assert metrics["n"] == 2
