@@ -528,7 +528,8 @@ def _train(cfg: TrainConfig, env: DistEnv) -> dict[str, Any] | None:
             start_epoch = ckpt["epoch"] + 1
             best_metric, best_epoch = ckpt["best_metric"], ckpt["best_epoch"]
             bad_epochs, history = ckpt["bad_epochs"], ckpt["history"]
-            finished = ckpt.get("finished", False)
+            # Derived, not read: a run resumed with a larger --epochs goes on training.
+            finished = start_epoch >= cfg.epochs or (0 < cfg.patience <= bad_epochs)
             states = ckpt["rng"]
             if len(states) == env.world:
                 set_rng_state(states[env.rank])

@@ -190,6 +190,9 @@ def test_resume_matches_uninterrupted(tmp_path):
         torch.testing.assert_close(w_full[key], w_cut[key], rtol=0, atol=0)
     assert resumed["metrics"] == full["metrics"]
     assert [h["epoch"] for h in resumed["history"]] == [0, 1, 2, 3]
+    # A finished run resumed with more epochs trains on from where it stopped.
+    more = train(_config(tmp_path, "cut", opts={"dropout": "0.3"}, epochs=5, run_id="more"))
+    assert [h["epoch"] for h in more["history"]] == [0, 1, 2, 3, 4]
 
 
 def test_early_stopping(tmp_path):
