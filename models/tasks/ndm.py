@@ -40,7 +40,8 @@ gets ``max_new`` to size its caches).
 
 Options (``--opt``): sims, val_sims, size_sims, val_size_sims, size_cap (default: longest
 training cascade), given, early, ks, seed, eval_batch, max_cascades (score only the first N;
-quick checks).
+quick checks), max_len (batches keep the first N users of longer cascades: bounds the (B, L, V)
+score tensors on generated worlds with very long cascades; 0 keeps all).
 """
 
 from __future__ import annotations
@@ -200,6 +201,7 @@ class NdmTask(Task):
         self.seed = _opt(o, "seed", 0)
         self.eval_batch = _opt(o, "eval_batch", 64)
         self.max_cascades = _opt(o, "max_cascades", 0)
+        self.max_len = _opt(o, "max_len", 0)
         self.ks = [int(k) for k in str(o.get("ks", "10,50,100")).split(",")]
         self._rows: dict[str, list[dict[str, Any]]] | None = None
         self._n_users: int | None = None
@@ -252,10 +254,17 @@ class NdmTask(Task):
         """Users padded with |U|+1; targets = next user, Terminate after the last, -100 pad."""
         pad, terminate = self.n_users + 1, self.n_users
         length = max(len(e["users"]) for e in examples)
+        if self.max_len:
+            length = min(length, self.max_len)
         users = torch.full((len(examples), length), pad, dtype=torch.long)
         targets = torch.full((len(examples), length), -100, dtype=torch.long)
         for i, e in enumerate(examples):
             seq = e["users"]
+            if self.max_len and len(seq) > self.max_len:
+                # Cut long cascades: the last kept position predicts the next real user.
+                users[i, : self.max_len] = seq[: self.max_len]
+                targets[i, : self.max_len] = seq[1: self.max_len + 1]
+                continue
             users[i, : len(seq)] = seq
             targets[i, : len(seq) - 1] = seq[1:]
             targets[i, len(seq) - 1] = terminate

@@ -167,6 +167,9 @@ def test_task_batches_and_cooccurrence_scores_tiny_lake(tmp_path):
     batch = task.collate(list(test))
     assert batch["users"].tolist() == [[0, 1, 2], [3, 4, 7], [5, 7, 7]]
     assert batch["targets"].tolist() == [[1, 2, 6], [4, 6, -100], [6, -100, -100]]
+    cut = NdmTask(lake, "tiny", max_len=2).collate(list(test))
+    assert cut["users"].tolist() == [[0, 1], [3, 4], [5, 7]]
+    assert cut["targets"].tolist() == [[1, 2], [4, 6], [6, -100]]
     model = get_model("ndm", "cooccurrence")(get_model("ndm", "cooccurrence").Config(),
                                              task.meta())
     model.fit(task.load_split("train"), task)
