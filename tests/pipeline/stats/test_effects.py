@@ -24,14 +24,14 @@ ALPHA = 0.01
 PRIMARY = {
     "E1": [("conversion_index", "paired t over items"),
            ("ci_lift_by_leaf", "Spearman of item log(CI_taocode / CI_browse) and PI")],
-    "E2": [("degree_gap_ci", "within-item trend of conversion on log1p")],
-    "E3": [("close_neighbours", "within-item trend")],
-    "E4": [("two_hop", "within-item difference: sender received"),
-           ("two_hop", "within-item difference, sender received: bought")],
+    "E2": [("degree_gap_ci", "adjusted trend of conversion on log1p")],
+    "E3": [("close_neighbours", "adjusted trend")],
+    "E4": [("two_hop", "adjusted difference, sender received vs not"),
+           ("two_hop", "adjusted difference, sender received: bought")],
     "E5": [("mdsw", "van Elteren rank-sum of MDSW, rising vs normal, first window"),
            ("hub_counts", "van Elteren rank-sum of hubs in the diffusion graph, rising vs "
                           "normal, first window")],
-    "E6": [("hub_sales", "van Elteren rank-sum of item sales")],
+    "E6": [("hub_sales", "adjusted van Elteren rank-sum of item sales")],
 }
 
 E5_CONFIG = {"after_permille": 10.0}
