@@ -15,8 +15,8 @@ The world, in order of generation:
 * **Items** have a price tier ``1 + id % 5`` and a popularity rank ``id // 5`` inside it; price is
   log-normal around the tier's level; the price index is ``PI = 1 - 1 / (1 + (price/60)^0.8)``,
   monotone and non-linear, in (0, 1). Appeal (a latent purchase propensity) decays with rank.
-  Top and leaf categories are hashed. Every ``rising_every``-th item (offset 137) is a rising
-  star when E5 is on.
+  Top and leaf categories are hashed. Every ``rising_every``-th item (offset
+  ``137 % rising_every``) is a rising star when E5 is on.
 * **Browses** are organic: a user views an item (Zipf over ranks); the browse converts with
   probability ``sigmoid(base_logit + appeal)``, the *browse model*. Seeds of cascades are browses
   too: a user who browsed (and maybe bought) an item shares it.
@@ -84,7 +84,7 @@ class WorldConfig:
     effects: frozenset[str] = field(default_factory=lambda: frozenset(EFFECTS))
     # population
     users_per_record: float = 0.3
-    items_per_record: float = 0.004
+    items_per_record: float = 0.01
     min_items: int = 500
     community_size: int = 40
     top_categories: int = 10
@@ -117,7 +117,7 @@ class WorldConfig:
     e6_hub: float = 0.4
     e5_hub_pick: float = 0.03
     e5_other_pick: float = 0.003
-    rising_every: int = 500
+    rising_every: int = 150
     surge_factor: float = 1.5
     e7_same_tier: float = 0.7
 
@@ -144,6 +144,11 @@ class WorldConfig:
     @property
     def end(self) -> dt.datetime:
         return dt.datetime.combine(self.start, dt.time()) + dt.timedelta(weeks=self.weeks)
+
+    @property
+    def rising_offset(self) -> int:
+        """Rising stars are the items with ``id % rising_every == rising_offset``."""
+        return _RISING_OFFSET % self.rising_every
 
     def on(self, effect: str) -> bool:
         return effect in self.effects
@@ -258,7 +263,7 @@ def item_attributes(cfg: WorldConfig, iid: Column) -> dict[str, Column]:
         "top_category": top,
         "leaf_category": leaf,
         "appeal": appeal,
-        "rising": (iid % cfg.rising_every == _RISING_OFFSET) & F.lit(cfg.on("E5")),
+        "rising": (iid % cfg.rising_every == cfg.rising_offset) & F.lit(cfg.on("E5")),
     }
 
 
@@ -304,9 +309,9 @@ def _pick_item(cfg: WorldConfig, salt: str, key: Column, tier: Column, concentra
 
 
 def _pick_rising(cfg: WorldConfig, salt: str, key: Column) -> Column:
-    n = max(1, (cfg.n_items - _RISING_OFFSET - 1) // cfg.rising_every + 1)
+    n = max(1, (cfg.n_items - cfg.rising_offset - 1) // cfg.rising_every + 1)
     k = (uniform(cfg.seed, salt, key) * n).cast("long")
-    return k * cfg.rising_every + _RISING_OFFSET
+    return k * cfg.rising_every + cfg.rising_offset
 
 
 # -- browses, seeds and cascades --------------------------------------------------------------

@@ -174,3 +174,21 @@ def test_generate_to_lake_is_idempotent(spark, lake):
     truth = {r.parameter: r.value for r in lake.read(spark, "truth", "world").collect()}
     assert truth["e1_pi_slope"] == cfg.e1_pi_slope
     assert not (lake.root / "_scratch").exists() or not any((lake.root / "_scratch").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("records", "every", "expected"),
+    [
+        # 200k records -> 2000 items; ids 137, 287, ..., 1937: (1937 - 137) / 150 + 1 = 13
+        (200_000, 150, 13),
+        # rising_every below the offset 137: offset 137 % 100 = 37 -> ids 37, 137, ..., 1937 = 20
+        (200_000, 100, 20),
+    ],
+)
+def test_rising_stars_are_planted(spark, records, every, expected):
+    from pipeline.world import items
+
+    cfg = WorldConfig(share_records=records, rising_every=every)
+    assert items(spark, cfg).where("rising").count() == expected
+    off = WorldConfig(share_records=records, rising_every=every, effects=parse_effects("-E5"))
+    assert items(spark, off).where("rising").count() == 0

@@ -9,7 +9,7 @@ same code on the tiny hand-made world (tests/pipeline/test_report.py). Run with
 
 E5 needs more planted rising stars than the default 1 in 500 items to have any power: the
 worlds here have 2000 items (``items_per_record=0.01``) and plant one star in 150 (13 stars;
-the generator flags ``item_id % rising_every == 137``, so ``rising_every`` must exceed 137), and
+the generator flags ``item_id % rising_every == 137 % rising_every``), and
 the observe run gives 2 top slots per category after the window (``after_permille=10``
 instead of 1), which is what the configurable cut-offs are for.
 """
