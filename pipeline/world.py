@@ -37,8 +37,9 @@ The world, in order of generation:
   of the receiver's neighbours who bought earlier; test E3's absence with E4 off too.
 * **E5** rising stars: before the surge their seeds come in bursts in two of weeks 1-4 (the
   weekly diffusion scale fluctuates) and hubs pick them ``e5_hub_pick`` more often; after week 4
-  an outside demand surge adds organic purchases so that each one's sales in weeks 5-6 exceed
-  its top category's best other item.
+  an outside demand surge adds organic purchases so that each one's sales in weeks 5-6 are
+  ``surge_factor`` times those of its top category's k-th best ordinary item (k: the top
+  ``surge_permille``). By default one item in 2000 rises, at least one per top category.
 * **E6** hubs pick items from the top of the popularity ranks (high appeal) and their receivers
   convert more (``e6_hub``). Off: hubs pick items like everyone else.
 * **E7** receivers are chosen from the sender's consumption tier (``e7_same_tier``) and seeds
@@ -117,8 +118,9 @@ class WorldConfig:
     e6_hub: float = 0.4
     e5_hub_pick: float = 0.03
     e5_other_pick: float = 0.003
-    rising_every: int = 150
+    rising_every: int = 0  # 0: one star per 2000 items, at least one per top category
     surge_factor: float = 1.5
+    surge_permille: float = 1.0
     e7_same_tier: float = 0.7
 
     def __post_init__(self) -> None:
@@ -130,6 +132,7 @@ class WorldConfig:
         if self.share_records < 100:
             raise ValueError("share_records must be at least 100")
         self.effects = frozenset(self.effects)
+        self._resolve_rising_every()
 
     @property
     def n_users(self) -> int:
@@ -144,6 +147,11 @@ class WorldConfig:
     @property
     def end(self) -> dt.datetime:
         return dt.datetime.combine(self.start, dt.time()) + dt.timedelta(weeks=self.weeks)
+
+    def _resolve_rising_every(self) -> None:
+        if self.rising_every <= 0:
+            stars = max(self.top_categories, self.n_items // 2000)
+            self.rising_every = max(1, self.n_items // stars)
 
     @property
     def rising_offset(self) -> int:
@@ -582,30 +590,39 @@ def buyers_by_community(purchases: DataFrame, cfg: WorldConfig) -> DataFrame:
 
 
 def surge(spark: SparkSession, cfg: WorldConfig, item_df: DataFrame, sales: DataFrame):
-    """E5: outside demand after week 4 lifts each rising star above its category's best.
+    """E5: outside demand after week 4 lifts each rising star into its top category's top
+    ``surge_permille`` by sales in weeks 5-6: ``surge_factor`` times the sales of the category's
+    k-th best ordinary item, k = ceil(surge_permille * items in the category).
 
     ``sales``: purchases so far (item_id, t). Returns extra purchases (user_id, item_id, t).
     """
+    from pyspark.sql import Window
+
     s = cfg.seed
     wk = 7 * 86400
     window = sales.where((F.col("t") >= 4 * wk) & (F.col("t") < 6 * wk))
     per_item = window.groupBy("item_id").agg(F.count("*").alias("n"))
     cats = item_df.select("item_id", "top_category", "rising")
-    best = (
-        per_item.join(cats, "item_id")
-        .where(~F.col("rising"))
-        .groupBy("top_category")
-        .agg(F.max("n").alias("best"))
+    k = max(1, math.ceil(cfg.surge_permille / 1000 * cfg.n_items / cfg.top_categories))
+    ranked = (
+        cats.where(~F.col("rising"))
+        .join(per_item, "item_id", "left")
+        .withColumn("n", F.coalesce(F.col("n"), F.lit(0)))
+        .withColumn(
+            "rank",
+            F.row_number().over(Window.partitionBy("top_category").orderBy(F.desc("n"))),
+        )
     )
+    threshold = ranked.where(F.col("rank") == k).select("top_category", F.col("n").alias("kth"))
     targets = (
         cats.where(F.col("rising"))
-        .join(best, "top_category", "left")
+        .join(threshold, "top_category", "left")
         .join(per_item, "item_id", "left")
         .withColumn(
             "extra",
             F.greatest(
                 F.lit(3),
-                (F.coalesce(F.col("best"), F.lit(1)) * cfg.surge_factor).cast("long")
+                (F.coalesce(F.col("kth"), F.lit(1)) * cfg.surge_factor).cast("long")
                 - F.coalesce(F.col("n"), F.lit(0)),
             ),
         )
@@ -692,7 +709,7 @@ def truth_rows(cfg: WorldConfig) -> list[tuple]:
         ("E4", on("E4"), "e4_bought", cfg.e4_bought, "extra logit if the sender bought it"),
         ("E5", on("E5"), "rising_every", float(cfg.rising_every), "every k-th item rises"),
         ("E5", on("E5"), "e5_hub_pick", cfg.e5_hub_pick, "P(hub seed shares a rising star)"),
-        ("E5", on("E5"), "surge_factor", cfg.surge_factor, "weeks 5-6 sales vs category best"),
+        ("E5", on("E5"), "surge_factor", cfg.surge_factor, "weeks 5-6 sales vs k-th best"),
         ("E6", on("E6"), "e6_hub", cfg.e6_hub, "logit if the sender is a hub"),
         ("E7", on("E7"), "e7_same_tier", cfg.e7_same_tier, "P(receiver/item in sender's tier)"),
         ("E8", on("E8"), "touch_session_rate", cfg.touch_session_rate, "sessions per browse"),

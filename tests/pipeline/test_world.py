@@ -181,6 +181,8 @@ def test_generate_to_lake_is_idempotent(spark, lake):
     [
         # 200k records -> 2000 items; ids 137, 287, ..., 1937: (1937 - 137) / 150 + 1 = 13
         (200_000, 150, 13),
+        # default: max(10 categories, 2000 // 2000) = 10 stars -> every 200th: 137, ..., 1937
+        (200_000, 0, 10),
         # rising_every below the offset 137: offset 137 % 100 = 37 -> ids 37, 137, ..., 1937 = 20
         (200_000, 100, 20),
     ],
