@@ -23,25 +23,32 @@ from pathlib import Path
 
 
 def _tree_rss_bytes(root: int) -> int:
-    """Sum of resident memory of ``root`` and all its descendants, from /proc."""
+    """Resident memory of ``root`` and its descendants, from /proc.
+
+    A process whose name matches its parent's is a fork (the JVM forks short-lived helpers for
+    local file-system calls) and shares the parent's pages: counting it would double the JVM.
+    """
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
+    info: dict[int, tuple[str, int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            ppid, pages = int(fields[1]), int(fields[21])
+                head, tail = fh.read().rsplit(")", 1)
+            fields = tail.split()
+            name, ppid, pages = head.split("(", 1)[1], int(fields[1]), int(fields[21])
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(entry))
-        rss[int(entry)] = pages * os.sysconf("SC_PAGE_SIZE")
-    total, stack = 0, [root]
+        info[int(entry)] = (name, pages * os.sysconf("SC_PAGE_SIZE"))
+    total, stack = 0, [(root, None)]
     while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        stack.extend(children.get(pid, []))
+        pid, parent_name = stack.pop()
+        name, rss = info.get(pid, ("", 0))
+        if name != parent_name:
+            total += rss
+        stack.extend((child, name) for child in children.get(pid, []))
     return total
 
 
