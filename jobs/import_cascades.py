@@ -43,10 +43,9 @@ def default_run_id(args: argparse.Namespace) -> str:
 
 
 def run(spark, lake, args: argparse.Namespace) -> dict:
-    import pyarrow as pa
     from pyspark.sql import functions as F
 
-    from pipeline.cascades import CASCADES, USER_MAP, import_cascades
+    from pipeline.cascades import import_cascades, write_cascade_shards, write_manifest
     from pipeline.schemas import QUARANTINE
 
     run_id = args.run_id or default_run_id(args)
@@ -60,22 +59,11 @@ def run(spark, lake, args: argparse.Namespace) -> dict:
         batch_id=run_id,
         ingested_at=dt.datetime.now(dt.UTC),
     )
-    table = f"ndm/{args.name}"
-    results = [
-        lake.write(cascades, "shards", table, mode="overwrite", app_id=app_id,
-                   expected_schema=CASCADES),
-        lake.write(users, "shards", f"{table}_users", mode="overwrite", app_id=app_id,
-                   expected_schema=USER_MAP),
+    results, summary = write_cascade_shards(spark, lake, args.name, cascades, users, app_id)
+    results.append(
         lake.write(quarantine, "quarantine", f"cascades_{args.name}", app_id=app_id,
-                   expected_schema=QUARANTINE),
-    ]
-    written = lake.read(spark, "shards", table)
-    per_split = {
-        r["split"]: {"cascades": r["cascades"], "events": r["events"]}
-        for r in written.groupBy("split")
-        .agg(F.count(F.lit(1)).alias("cascades"), F.sum(F.size("users")).alias("events"))
-        .collect()
-    }
+                   expected_schema=QUARANTINE)
+    )
     files = [r.asDict() for r in counts.orderBy("file_index").collect()]
     reasons = {
         r["reason"]: r["n"]
@@ -84,25 +72,17 @@ def run(spark, lake, args: argparse.Namespace) -> dict:
     info = {
         "name": args.name,
         "run_id": run_id,
-        "n_users": lake.read(spark, "shards", f"{table}_users").count(),
-        "splits": per_split,
+        "n_users": summary["n_users"],
+        "splits": summary["splits"],
         "files": files,
         "quarantine_reasons": reasons,
         "val_fraction": args.val_fraction,
         "seed": args.seed,
     }
-    kept = sum(s["cascades"] for s in per_split.values())
+    kept = sum(s["cascades"] for s in summary["splits"].values())
     if kept != sum(f["kept"] for f in files):
         raise RuntimeError(f"reconciliation failed: {kept} cascades written, files say {files}")
-    results.append(
-        lake.write_arrow(
-            pa.table({"name": [args.name], "run_id": [run_id], "json": [json.dumps(info)]}),
-            "shards",
-            f"{table}_manifest",
-            mode="overwrite",
-            app_id=app_id,
-        )
-    )
+    results.append(write_manifest(lake, args.name, run_id, info, app_id))
     info["commits"] = [str(r) for r in results]
     return info
 

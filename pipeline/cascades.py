@@ -207,3 +207,41 @@ def import_cascades(
         F.sum(F.when(F.col("reason").isNotNull(), 1).otherwise(0)).alias("quarantined"),
     )
     return cascades, user_map, quarantine, counts
+
+
+def write_cascade_shards(
+    spark: SparkSession, lake, name: str, cascades: DataFrame, users: DataFrame, app_id: str
+) -> tuple[list, dict]:
+    """Commit ``shards/ndm/<name>`` and its user map (overwrite); return the commits and a
+    summary read back from the committed snapshot: cascades and events per split, n_users."""
+    table = f"ndm/{name}"
+    commits = [
+        lake.write(cascades, "shards", table, mode="overwrite", app_id=app_id,
+                   expected_schema=CASCADES),
+        lake.write(users, "shards", f"{table}_users", mode="overwrite", app_id=app_id,
+                   expected_schema=USER_MAP),
+    ]
+    per_split = {
+        r["split"]: {"cascades": r["cascades"], "events": r["events"]}
+        for r in lake.read(spark, "shards", table)
+        .groupBy("split")
+        .agg(F.count(F.lit(1)).alias("cascades"), F.sum(F.size("users")).alias("events"))
+        .collect()  # one row per split
+    }
+    n_users = lake.read(spark, "shards", f"{table}_users").count()
+    return commits, {"splits": per_split, "n_users": n_users}
+
+
+def write_manifest(lake, name: str, run_id: str, info: dict, app_id: str):
+    """Commit the one-row ``shards/ndm/<name>_manifest`` (``json`` holds ``info``)."""
+    import json
+
+    import pyarrow as pa
+
+    return lake.write_arrow(
+        pa.table({"name": [name], "run_id": [run_id], "json": [json.dumps(info)]}),
+        "shards",
+        f"ndm/{name}_manifest",
+        mode="overwrite",
+        app_id=app_id,
+    )

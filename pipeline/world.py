@@ -780,10 +780,9 @@ def generate(
     for hop in range(cfg.hops):
         buyers = None
         if hops and cfg.on("E3"):
-            earlier = F.lit(True)
             bought = None
             for prev in hops:
-                part = prev.where(F.col("bought") & earlier).select(
+                part = prev.where(F.col("bought")).select(
                     F.col("receiver_id").alias("user_id"), "item_id"
                 )
                 bought = part if bought is None else bought.unionByName(part)

@@ -24,11 +24,15 @@ import argparse
 import hashlib
 import json
 
-import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from pipeline.cascades import CASCADES, USER_MAP, cascade_rows, dense_user_ids
+from pipeline.cascades import (
+    cascade_rows,
+    dense_user_ids,
+    write_cascade_shards,
+    write_manifest,
+)
 from pipeline.lake import Lake
 from pipeline.shards import register
 
@@ -117,36 +121,15 @@ def build(spark, lake: Lake, args: argparse.Namespace) -> dict:
     cascades, users, sizes = build_world_cascades(
         lake.read(spark, "raw", "shares"), args.train_frac, args.val_frac, args.min_size
     )
-    table = f"ndm/{args.name}"
-    commits = [
-        lake.write(cascades, "shards", table, mode="overwrite", app_id=app_id,
-                   expected_schema=CASCADES),
-        lake.write(users, "shards", f"{table}_users", mode="overwrite", app_id=app_id,
-                   expected_schema=USER_MAP),
-    ]
-    written = lake.read(spark, "shards", table)
-    per_split = {
-        r["split"]: {"cascades": r["cascades"], "events": r["events"]}
-        for r in written.groupBy("split")
-        .agg(F.count(F.lit(1)).alias("cascades"), F.sum(F.size("users")).alias("events"))
-        .collect()
-    }
+    commits, summary = write_cascade_shards(spark, lake, args.name, cascades, users, app_id)
     small = sizes.where(F.col("size") < args.min_size).count()
     info = {
         **settings,
         "run_id": run_id,
-        "n_users": lake.read(spark, "shards", f"{table}_users").count(),
-        "splits": per_split,
+        "n_users": summary["n_users"],
+        "splits": summary["splits"],
         "items_below_min_size": small,
     }
-    commits.append(
-        lake.write_arrow(
-            pa.table({"name": [args.name], "run_id": [run_id], "json": [json.dumps(info)]}),
-            "shards",
-            f"{table}_manifest",
-            mode="overwrite",
-            app_id=app_id,
-        )
-    )
+    commits.append(write_manifest(lake, args.name, run_id, info, app_id))
     info["commits"] = [str(c) for c in commits]
     return info
