@@ -41,7 +41,9 @@ gets ``max_new`` to size its caches).
 Options (``--opt``): sims, val_sims, size_sims, val_size_sims, size_cap (default: longest
 training cascade), given, early, ks, seed, eval_batch, max_cascades (score only the first N;
 quick checks), max_len (batches keep the first N users of longer cascades: bounds the (B, L, V)
-score tensors on generated worlds with very long cascades; 0 keeps all).
+score tensors on generated worlds with very long cascades; 0 keeps all), temperature
+(simulate from softmax(scores / T); 1, the default, is the paper's protocol; the ``ndm-sharp``
+variant picks T < 1 on val, see README).
 """
 
 from __future__ import annotations
@@ -133,6 +135,7 @@ def simulate(
     vocab: int,
     generator: torch.Generator,
     early: int = 0,
+    temperature: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """Monte Carlo continuation of one cascade prefix, all simulations as one batch.
 
@@ -140,6 +143,8 @@ def simulate(
         prefix: (t,) the given users.
         max_new: most users a simulation adds (it also stops at Terminate = vocab - 1).
         early: also count the users each simulation infects in its first ``early`` steps.
+        temperature: sample from softmax(scores / temperature); 1 is the model's own
+            distribution (the paper), below 1 sharpens it.
 
     Returns:
         ``counts`` (vocab - 1,): how many simulations infected each user (prefix users: 0);
@@ -159,6 +164,8 @@ def simulate(
     sim_of_row = torch.arange(n_sims, device=device)
     active = torch.ones(n_sims, dtype=torch.bool, device=device)
     for step in range(max_new):
+        if temperature != 1.0:
+            scores = scores / temperature
         probs = torch.softmax(scores.float().masked_fill(infected, float("-inf")), dim=-1)
         nxt = _sample(probs, generator)  # (rows,)
         active = active & (nxt != terminate)
@@ -202,6 +209,9 @@ class NdmTask(Task):
         self.eval_batch = _opt(o, "eval_batch", 64)
         self.max_cascades = _opt(o, "max_cascades", 0)
         self.max_len = _opt(o, "max_len", 0)
+        self.temperature = _opt(o, "temperature", 1.0, float)
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
         self.ks = [int(k) for k in str(o.get("ks", "10,50,100")).split(",")]
         self._rows: dict[str, list[dict[str, Any]]] | None = None
         self._n_users: int | None = None
@@ -304,7 +314,8 @@ class NdmTask(Task):
                 )
                 truth = users[1:]
                 if truth.numel() > 0:
-                    out = simulate(model, users[:1], sims, truth.numel(), vocab, gen, self.early)
+                    out = simulate(model, users[:1], sims, truth.numel(), vocab, gen, self.early,
+                                   self.temperature)
                     p = out["counts"] / sims  # P_u^c
                     p_early = out["early_counts"] / sims
                     full["hit"].append(p[truth].sum().item())
@@ -317,7 +328,8 @@ class NdmTask(Task):
                 given = users[: self.given]
                 if size_sims > 0:
                     room = max(cap - given.numel(), 0)
-                    out = simulate(model, given, size_sims, room, vocab, gen)
+                    out = simulate(model, given, size_sims, room, vocab, gen,
+                                   temperature=self.temperature)
                     pred = given.numel() + out["sizes"].double().mean().item()
                     true = float(users.numel())
                     sums["msle"] += (math.log(true) - math.log(pred)) ** 2

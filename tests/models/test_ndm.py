@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import pyarrow as pa
@@ -116,6 +117,22 @@ def test_simulation_never_reinfects_and_matches_probabilities():
     assert p[1:].tolist() == pytest.approx([1 / 6] * 5, abs=0.02)
     out = simulate(Uniform(Uniform.Config(), META), torch.tensor([0]), 500, 6, 7, gen)
     assert out["counts"].max() <= 500  # nobody twice in one simulation
+
+
+def test_simulation_temperature_sharpens():
+    # Scores ln 2 for user 1, 0 for user 2, -inf elsewhere: at T = 1 the first pick is user 1
+    # with odds 2:1 (p = 2/3); at T = 0.5 the scores double, odds 4:1 (p = 4/5).
+    class Two(ChainModel):
+        def _scores(self, last):
+            scores = torch.full((last.shape[0], 7), -1e9)
+            scores[:, 1], scores[:, 2] = math.log(2.0), 0.0
+            return scores
+
+    model = Two(Two.Config(), META)
+    for temperature, expected in ((1.0, 2 / 3), (0.5, 4 / 5)):
+        gen = torch.Generator().manual_seed(2)
+        out = simulate(model, torch.tensor([0]), 8000, 1, 7, gen, temperature=temperature)
+        assert (out["counts"][1] / 8000).item() == pytest.approx(expected, abs=0.015)
 
 
 @pytest.mark.parametrize("dense_limit", [4096, 0])
