@@ -110,6 +110,11 @@ class Task:
         """Metrics of ``model`` over a whole split; dict in, dict out."""
         raise NotImplementedError
 
+    def example_length(self, example: Any) -> int | None:
+        """Padded size of one example (e.g. a sequence length), or None when padding does not
+        depend on the example. Tasks that return lengths get length-bucketed batches."""
+        return None
+
 
 class ShardModel(nn.Module):
     """Base of every model. Subclasses define a ``Config`` dataclass.

@@ -260,6 +260,10 @@ class NdmTask(Task):
         out.split = split
         return out
 
+    def example_length(self, example: dict[str, Any]) -> int:
+        n = len(example["users"])
+        return min(n, self.max_len) if self.max_len else n
+
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         """Users padded with |U|+1; targets = next user, Terminate after the last, -100 pad."""
         pad, terminate = self.n_users + 1, self.n_users

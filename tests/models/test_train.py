@@ -242,3 +242,28 @@ def test_cli_and_evaluate(tmp_path, capsys):
                               "--checkpoint", str(out / "best.pt"), "--split", "test"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["metrics"] == pytest.approx(res["metrics"]["test"])
+
+
+def test_length_bucket_sampler_covers_every_example_and_keeps_global_batches():
+    from models.train import LengthBucketSampler
+
+    gen = torch.Generator().manual_seed(5)
+    lengths = (torch.rand(103, generator=gen) ** 4 * 300).long().add(1).tolist()  # skewed
+    data = list(range(103))
+    one = LengthBucketSampler(data, lengths, 8, 4, num_replicas=1, rank=0, seed=3)
+    order = list(one)
+    assert sorted(order) == data  # every example once per epoch on one rank
+    # Two ranks: rank r's j-th local batch of 4 is its half of the j-th global batch of 8.
+    ranks = [list(LengthBucketSampler(data, lengths, 8, 4, num_replicas=2, rank=r, seed=3))
+             for r in (0, 1)]
+    for j in range(0, 96, 8):
+        local = ranks[0][j // 2: j // 2 + 4] + ranks[1][j // 2: j // 2 + 4]
+        assert sorted(local) == sorted(order[j: j + 8])
+
+    def padded(seq):  # tokens after padding every global batch to its longest example
+        return sum(8 * max(lengths[i] for i in seq[j: j + 8]) for j in range(0, 96, 8))
+
+    plain = torch.randperm(103, generator=gen).tolist()
+    assert padded(order) < 0.6 * padded(plain)
+    one.set_epoch(1)
+    assert list(one) != order  # reshuffled every epoch
