@@ -14,7 +14,6 @@ run id (default: a hash of the files and options) makes a re-run commit nothing 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import json
 import sys
@@ -43,48 +42,13 @@ def default_run_id(args: argparse.Namespace) -> str:
 
 
 def run(spark, lake, args: argparse.Namespace) -> dict:
-    from pyspark.sql import functions as F
+    from pipeline.cascades import import_to_lake
 
-    from pipeline.cascades import import_cascades, write_cascade_shards, write_manifest
-    from pipeline.schemas import QUARANTINE
-
-    run_id = args.run_id or default_run_id(args)
-    app_id = f"import_cascades-{args.name}-{run_id}"
-    cascades, users, quarantine, counts = import_cascades(
-        spark,
-        args.train,
-        args.test,
-        val_fraction=args.val_fraction,
+    return import_to_lake(
+        spark, lake, args.name, args.train, args.test,
+        run_id=args.run_id or default_run_id(args), val_fraction=args.val_fraction,
         seed=args.seed,
-        batch_id=run_id,
-        ingested_at=dt.datetime.now(dt.UTC),
     )
-    results, summary = write_cascade_shards(spark, lake, args.name, cascades, users, app_id)
-    results.append(
-        lake.write(quarantine, "quarantine", f"cascades_{args.name}", app_id=app_id,
-                   expected_schema=QUARANTINE)
-    )
-    files = [r.asDict() for r in counts.orderBy("file_index").collect()]
-    reasons = {
-        r["reason"]: r["n"]
-        for r in quarantine.groupBy("reason").agg(F.count(F.lit(1)).alias("n")).collect()
-    }
-    info = {
-        "name": args.name,
-        "run_id": run_id,
-        "n_users": summary["n_users"],
-        "splits": summary["splits"],
-        "files": files,
-        "quarantine_reasons": reasons,
-        "val_fraction": args.val_fraction,
-        "seed": args.seed,
-    }
-    kept = sum(s["cascades"] for s in summary["splits"].values())
-    if kept != sum(f["kept"] for f in files):
-        raise RuntimeError(f"reconciliation failed: {kept} cascades written, files say {files}")
-    results.append(write_manifest(lake, args.name, run_id, info, app_id))
-    info["commits"] = [str(r) for r in results]
-    return info
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -245,3 +245,55 @@ def write_manifest(lake, name: str, run_id: str, info: dict, app_id: str):
         mode="overwrite",
         app_id=app_id,
     )
+
+
+def import_to_lake(
+    spark: SparkSession,
+    lake,
+    name: str,
+    train: str | Path,
+    test: str | Path,
+    *,
+    run_id: str,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+) -> dict:
+    """Import both files into ``shards/ndm/<name>`` (+ users, manifest) and
+    ``quarantine/cascades_<name>``; return the manifest's contents plus the commits.
+
+    Reconciles before the manifest is written: the cascades committed must equal the lines
+    kept (every line is kept or quarantined with its reason; a mismatch raises and no manifest
+    is written, so no manifest ever claims cascades the shards do not hold).
+    """
+    from pipeline.schemas import QUARANTINE
+
+    app_id = f"import_cascades-{name}-{run_id}"
+    cascades, users, quarantine, counts = import_cascades(
+        spark, train, test, val_fraction=val_fraction, seed=seed, batch_id=run_id,
+        ingested_at=dt.datetime.now(dt.UTC),
+    )
+    files = [r.asDict() for r in counts.orderBy("file_index").collect()]  # two rows
+    results, summary = write_cascade_shards(spark, lake, name, cascades, users, app_id)
+    results.append(
+        lake.write(quarantine, "quarantine", f"cascades_{name}", app_id=app_id,
+                   expected_schema=QUARANTINE)
+    )
+    reasons = {
+        r["reason"]: r["n"]
+        for r in quarantine.groupBy("reason").agg(F.count(F.lit(1)).alias("n")).collect()
+    }
+    kept = sum(s["cascades"] for s in summary["splits"].values())
+    if kept != sum(f["kept"] for f in files):
+        raise RuntimeError(f"reconciliation failed: {kept} cascades written, files say {files}")
+    info = {
+        "name": name,
+        "run_id": run_id,
+        "n_users": summary["n_users"],
+        "splits": summary["splits"],
+        "files": files,
+        "quarantine_reasons": reasons,
+        "val_fraction": val_fraction,
+        "seed": seed,
+    }
+    results.append(write_manifest(lake, name, run_id, info, app_id))
+    return {**info, "commits": [str(r) for r in results]}
