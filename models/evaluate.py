@@ -57,6 +57,8 @@ def evaluate_checkpoint(
         "epoch": ckpt.get("epoch"),
         "split": split,
         "examples": len(examples),
+        "seed": cfg.get("seed"),
+        "opts": dict(opts or {}),
         "eval_s": round(time.time() - started, 3),
         "metrics": {k: float(v) for k, v in metrics.items()},
     }

@@ -1,0 +1,79 @@
+"""The NDM reproduction table: mean and sd over seeds, beside the paper's Tables 2 and 3.
+
+    python benchmarks/ndm_table.py RUN_DIR_OR_JSON ... [--split test]
+
+Each argument is a run folder written by ``models.train`` (its ``results.json``) or a JSON file
+printed by ``models.evaluate`` (for instance the same checkpoint scored with
+``--opt temperature=0.5``). Rows are grouped by (dataset, model, evaluation options); a script
+that prints figures, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+METRICS = ("macro_f1", "micro_f1", "macro_f1_early", "micro_f1_early", "msle", "hits@10",
+           "map@10")
+# Table 2 (Macro-F1, Micro-F1) and Table 3 (first five users) of the NDM paper.
+PAPER = {
+    ("irvine", "ndm"): (0.076, 0.108, 0.064, 0.065),
+    ("irvine", "lstm"): (0.041, 0.080, 0.018, 0.020),
+    ("memetracker", "ndm"): (0.139, 0.171, 0.122, 0.126),
+    ("memetracker", "lstm"): (0.102, 0.137, 0.091, 0.094),
+}
+
+
+def load(path: Path, split: str) -> tuple[tuple, dict] | None:
+    if path.is_dir():
+        path = path / "results.json"
+    if path.suffix != ".json" or not path.exists():
+        return None
+    blob = json.loads(path.read_text())
+    if "config" in blob:  # models.train results.json
+        cfg = blob["config"]
+        opts = {k: v for k, v in (cfg.get("opts") or {}).items() if k == "temperature"}
+        key = (cfg.get("dataset"), cfg["model"], json.dumps(opts, sort_keys=True))
+        return key, blob["metrics"][split]
+    if blob.get("split") != split:
+        return None
+    opts = {k: v for k, v in (blob.get("opts") or {}).items() if k == "temperature"}
+    return (blob.get("dataset"), blob["model"], json.dumps(opts, sort_keys=True)), blob["metrics"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="+")
+    parser.add_argument("--split", default="test")
+    args = parser.parse_args()
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for p in args.paths:
+        got = load(Path(p), args.split)
+        if got is not None:
+            groups[got[0]].append(got[1])
+    print("| dataset | model | options | n | " + " | ".join(METRICS) + " |")
+    print("|" + "---|" * (4 + len(METRICS)))
+    for (dataset, model, opts), rows in sorted(groups.items()):
+        cells = []
+        for m in METRICS:
+            values = [r[m] for r in rows if m in r]
+            if not values:
+                cells.append("")
+                continue
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{statistics.mean(values):.3f} ± {sd:.3f}")
+        print(f"| {dataset} | {model} | {opts if opts != '{}' else ''} | {len(rows)} | "
+              + " | ".join(cells) + " |")
+        paper = PAPER.get((dataset, model))
+        if paper and opts == "{}":
+            print(f"| {dataset} | {model} (paper) | | | " + " | ".join(f"{v:.3f}" for v in paper)
+                  + " | | | |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
