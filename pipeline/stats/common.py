@@ -11,7 +11,7 @@ bounded on hub users and popular items:
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 SECONDS_PER_DAY = 86_400
@@ -67,14 +67,11 @@ def with_conversion(
             up to five records, which inflates the CI of users who receive an item often
             (popular receivers, dense neighbourhoods) and fakes structural effects.
     """
-    if attribution not in ("last_touch", "any"):
-        raise ValueError(f"attribution must be 'last_touch' or 'any', got {attribution!r}")
+    _check_attribution(attribution)
     bought = timestamps_by_key(purchases, "user_id").withColumnRenamed("times", "_bought")
     joined = records.join(
         bought.withColumnRenamed("user_id", user_col), on=[user_col, "item_id"], how="left"
     )
-    start = F.col("ts")
-    end = start + F.make_dt_interval(secs=F.lit(float(window_days * SECONDS_PER_DAY)))
     if attribution == "last_touch":
         own = timestamps_by_key(records.select(user_col, "item_id", "ts"), user_col)
         joined = joined.join(
@@ -82,13 +79,29 @@ def with_conversion(
             on=[user_col, "item_id"],
             how="left",
         )
-        following = F.array_min(F.filter(F.col("_own"), lambda t: t > start))
+    converted = converted_flag(F.col("_bought"), F.col("_own"), window_days, attribution)
+    return joined.withColumn("converted", converted).drop("_bought", "_own")
+
+
+def _check_attribution(attribution: str) -> None:
+    if attribution not in ("last_touch", "any"):
+        raise ValueError(f"attribution must be 'last_touch' or 'any', got {attribution!r}")
+
+
+def converted_flag(bought: Column, own: Column, window_days: float, attribution: str) -> Column:
+    """The ``converted`` flag of a record at ``ts`` (see ``with_conversion``).
+
+    Args:
+        bought: the sorted purchase times of the record's (user, item), or null.
+        own: the sorted times of the (user, item)'s own records (read for last-touch only).
+    """
+    _check_attribution(attribution)
+    start = F.col("ts")
+    end = start + F.make_dt_interval(secs=F.lit(float(window_days * SECONDS_PER_DAY)))
+    if attribution == "last_touch":
+        following = F.array_min(F.filter(own, lambda t: t > start))
         end = F.when(following.isNotNull() & (following < end), following).otherwise(end)
-    converted = F.exists(F.col("_bought"), lambda p: (p >= start) & (p < end))
-    return (
-        joined.withColumn("converted", F.coalesce(converted, F.lit(False)))
-        .drop("_bought", "_own")
-    )
+    return F.coalesce(F.exists(bought, lambda p: (p >= start) & (p < end)), F.lit(False))
 
 
 def conversion_counts(df: DataFrame, *keys: str) -> DataFrame:
@@ -120,8 +133,39 @@ def adopters(shares: DataFrame, purchases: DataFrame) -> DataFrame:
     )
 
 
+def key_times(shares: DataFrame, purchases: DataFrame) -> DataFrame:
+    """(user_id, item_id, received, bought): per (user, item), the sorted times the user received
+    the item and the sorted times the user bought it (null when none).
+
+    One table answers every per-(user, item) question of the share-record statistics: the
+    receiver's conversion and last-touch window, the sender's earlier receipts and purchases
+    (2-hop), and who adopted (``adopters_from_times``). Computed once and joined 1:1.
+    """
+    received = timestamps_by_key(shares, "receiver_id").withColumnRenamed("times", "received")
+    bought = timestamps_by_key(purchases, "user_id").withColumnRenamed("times", "bought")
+    return received.join(bought, ["user_id", "item_id"], "full")
+
+
+def adopters_from_times(times: DataFrame) -> DataFrame:
+    """``adopters`` from a ``key_times`` table, without another pass over the raw records."""
+    first = F.element_at(F.col("received"), 1)  # the arrays are sorted: the first receipt
+    return (
+        times.where(F.col("received").isNotNull() & F.col("bought").isNotNull())
+        .select(
+            "user_id",
+            "item_id",
+            first.alias("received_ts"),
+            F.array_min(F.filter(F.col("bought"), lambda b: b >= first)).alias("adopt_ts"),
+        )
+        .where(F.col("adopt_ts").isNotNull())
+    )
+
+
 def neighbour_pairs(shares: DataFrame) -> DataFrame:
-    """(user_id, neighbour_id): both directions of every share edge, merged over all time."""
+    """(user_id, neighbour_id): both directions of every share edge, merged over all time.
+
+    ``shares`` may be raw share records or their ``first_edges`` (fewer rows, same result).
+    """
     edges = shares.select(
         F.col("sender_id").alias("user_id"), F.col("receiver_id").alias("neighbour_id")
     )
@@ -131,11 +175,34 @@ def neighbour_pairs(shares: DataFrame) -> DataFrame:
     return edges.unionByName(reverse).where(F.col("user_id") != F.col("neighbour_id")).distinct()
 
 
+def first_edges(shares: DataFrame) -> DataFrame:
+    """(sender_id, receiver_id, first_week): the distinct directed edges (self-shares left out)
+    with the week each was first used (``shares`` carries ``week``).
+
+    Degrees, neighbour pairs and prior degrees all derive from it (``user_degrees_from_edges``,
+    ``neighbour_pairs(edges)``, ``with_prior_degrees(..., edges)``).
+    """
+    return (
+        shares.where(F.col("sender_id") != F.col("receiver_id"))
+        .groupBy("sender_id", "receiver_id")
+        .agg(F.min("week").alias("first_week"))
+    )
+
+
+def user_degrees_from_edges(edges: DataFrame) -> DataFrame:
+    """``user_degrees`` from a ``first_edges`` table (already distinct, no self-edges)."""
+    return _degrees(edges)
+
+
 def user_degrees(shares: DataFrame) -> DataFrame:
     """(user_id, in_degree, out_degree, degree): distinct in- and out-neighbours, and their sum."""
     edges = shares.select("sender_id", "receiver_id").where(
         F.col("sender_id") != F.col("receiver_id")
     ).distinct()
+    return _degrees(edges)
+
+
+def _degrees(edges: DataFrame) -> DataFrame:
     out_deg = edges.groupBy(F.col("sender_id").alias("user_id")).agg(
         F.count(F.lit(1)).alias("out_degree")
     )
@@ -153,34 +220,49 @@ def user_degrees(shares: DataFrame) -> DataFrame:
     )
 
 
-def with_prior_degrees(shares: DataFrame) -> DataFrame:
+def with_prior_degrees(shares: DataFrame, edges: DataFrame | None = None) -> DataFrame:
     """Add ``sender_prior_degree`` / ``receiver_prior_degree``: degrees from edges first seen in
-    weeks before the record's week (``shares`` carries ``week``).
+    weeks before the record's week (``shares`` carries ``week``; ``edges`` is its
+    ``first_edges`` table, computed here when not given).
 
     Why: degrees over the merged graph include edges a user formed *because* of this record
     (a receiver who buys re-shares, gaining out-neighbours), so a merged-graph degree is
     partly an outcome of the conversion it is meant to explain. Prior degrees are not.
-    Each user's edge weeks are one sorted array, so the lookup is a 1:1 join.
+    Each user's new edges per week are one short array (``prior_degree_weeks``), so the
+    lookup is a 1:1 join and costs at most one element per week, even for hubs.
     """
-    edges = (
-        shares.where(F.col("sender_id") != F.col("receiver_id"))
-        .groupBy("sender_id", "receiver_id")
-        .agg(F.min("week").alias("first_week"))
-    )
-    ends = edges.select(F.col("sender_id").alias("user_id"), "first_week").unionByName(
-        edges.select(F.col("receiver_id").alias("user_id"), "first_week")
-    )
-    weeks = ends.groupBy("user_id").agg(F.array_sort(F.collect_list("first_week")).alias("_w"))
+    weeks = prior_degree_weeks(first_edges(shares) if edges is None else edges)
     out = shares
     for role in ("sender", "receiver"):
         out = (
             out.join(weeks.withColumnRenamed("user_id", f"{role}_id"), f"{role}_id", "left")
-            .withColumn(
-                f"{role}_prior_degree",
-                F.coalesce(
-                    F.size(F.filter(F.col("_w"), lambda w: w < F.col("week"))), F.lit(0)
-                ).cast("long"),
-            )
-            .drop("_w")
+            .withColumn(f"{role}_prior_degree", prior_degree(F.col("_new_edges")))
+            .drop("_new_edges")
         )
     return out
+
+
+def prior_degree_weeks(edges: DataFrame) -> DataFrame:
+    """(user_id, _new_edges): per user, [(week, edges first seen that week)] from ``first_edges``.
+
+    A histogram over weeks, not one element per edge: a hub with 10^5 neighbours and 10^5
+    records would otherwise filter a 10^5-element array for each of its records.
+    """
+    ends = edges.select(F.col("sender_id").alias("user_id"), "first_week").unionByName(
+        edges.select(F.col("receiver_id").alias("user_id"), "first_week")
+    )
+    return (
+        ends.groupBy("user_id", "first_week")
+        .agg(F.count(F.lit(1)).alias("n"))
+        .groupBy("user_id")
+        .agg(
+            F.collect_list(F.struct(F.col("first_week").alias("week"), "n")).alias("_new_edges")
+        )
+    )
+
+
+def prior_degree(new_edges: Column) -> Column:
+    """Edges first seen before the record's ``week``, from a ``prior_degree_weeks`` array."""
+    earlier = F.filter(new_edges, lambda e: e["week"] < F.col("week"))
+    total = F.aggregate(earlier, F.lit(0).cast("long"), lambda acc, e: acc + e["n"])
+    return F.coalesce(total, F.lit(0).cast("long"))

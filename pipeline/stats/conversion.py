@@ -49,10 +49,13 @@ def conversion_index(
     items: DataFrame,
     window_days: float = 7.0,
     attribution: str = "last_touch",
+    converted_shares: DataFrame | None = None,
 ) -> DataFrame:
     """Per item: CI of browsing and CI of Taocode (schema ``CONVERSION_INDEX``).
 
-    ``attribution`` is passed to ``common.with_conversion``.
+    ``attribution`` is passed to ``common.with_conversion``. ``converted_shares``: the share
+    records already carrying ``converted`` for the same window and attribution (the observe
+    run's ``share_features``), so the share side is an aggregation, not a second pass.
 
     Items with records of only one kind keep nulls on the other side; items with no records
     are left out.
@@ -69,13 +72,12 @@ def conversion_index(
         F.col("conversions").alias("browse_conversions"),
         F.col("ci").alias("ci_browse"),
     )
-    share_ci = conversion_counts(
-        with_conversion(
+    if converted_shares is None:
+        converted_shares = with_conversion(
             shares.select("receiver_id", "item_id", "ts"), purchases, "receiver_id", window_days,
             attribution,
-        ),
-        "item_id",
-    ).select(
+        )
+    share_ci = conversion_counts(converted_shares.select("item_id", "converted"), "item_id").select(
         "item_id",
         F.col("records").alias("share_records"),
         F.col("conversions").alias("share_conversions"),

@@ -13,19 +13,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline.lake import Lake
 from pipeline.stats import conversion, rising, structure, temporal
+from pipeline.stats import features as features_mod
 from pipeline.stats import significance as sig
-from pipeline.stats.common import (
-    neighbour_pairs,
-    user_degrees,
-    with_conversion,
-    with_prior_degrees,
-    with_week,
-)
+from pipeline.stats.common import with_week
 
 RAW_TABLES = ("shares", "purchases", "browses", "items")
 
@@ -129,6 +125,7 @@ class Observer:
     def write(self, name: str, build: Callable[[], DataFrame], note: str = "") -> DataFrame:
         """Write ``stats/<name>`` (overwrite, idempotent per run) and return it read back."""
         start = time.time()
+        self._describe(name)
         df = build()
         self._drop_if_schema_changed(name, df)
         result = self.lake.write(
@@ -137,6 +134,10 @@ class Observer:
         rows = result.rows if not result.skipped else -1
         self.log.add(name, rows, time.time() - start, note + (" (skipped)" * result.skipped))
         return self.lake.read(self.spark, "stats", name)
+
+    def _describe(self, step: str) -> None:
+        """Name the step's Spark jobs in the UI and event log (where the time goes)."""
+        self.spark.sparkContext.setJobDescription(f"observe:{step}")
 
     def _drop_if_schema_changed(self, name: str, df: DataFrame) -> None:
         """Stats are derived data: when a new version of a statistic changes its columns,
@@ -162,37 +163,37 @@ class Observer:
         )
         print(f"[observe] origin {origin}, {weeks} weeks", flush=True)
 
-        degrees = self.write("user_degree", lambda: user_degrees(shares))
-        neighbours = neighbour_pairs(shares)
-        join_rows = structure.close_neighbour_join_rows(shares, purchases, neighbours)
+        # The lookup tables every record-level statistic shares (``features.Lookups``) are
+        # persisted once instead of being rebuilt from the raw records by each statistic.
+        lookups = features_mod.Lookups.build(shares, purchases)
+        lookups.times.persist(StorageLevel.DISK_ONLY)
+        lookups.edges.persist(StorageLevel.DISK_ONLY)
+        degrees = self.write("user_degree", lookups.degrees)
+        start = time.time()
+        self._describe("close-neighbour join size")
+        join_rows = lookups.join_rows()
+        self.log.add("(close-neighbour join size)", join_rows, time.time() - start,
+                     "adopters x their neighbours")
         if join_rows > cfg.max_join_rows:
             raise JoinTooLargeError(
                 f"close-neighbour join would produce {join_rows} rows "
                 f"(> max_join_rows={cfg.max_join_rows})"
             )
 
-        def share_features() -> DataFrame:
-            adoption = structure.neighbour_adoption_times(shares, purchases, neighbours)
-            annotated = with_conversion(
-                shares.join(items.select("item_id", "top_category"), "item_id", "left"),
-                purchases,
-                "receiver_id",
-                cfg.window_days,
-                cfg.attribution,
-            )
-            annotated = structure.with_degrees(annotated, degrees)
-            annotated = with_prior_degrees(annotated)
-            annotated = structure.with_close_neighbours(annotated, adoption)
-            annotated = temporal.with_two_hop(annotated, purchases, max_delta=cfg.max_delta)
-            return annotated.select(*SHARE_FEATURE_COLUMNS)
-
         features = self.write(
-            "share_features", share_features, note=f"close-neighbour join rows {join_rows}"
+            "share_features",
+            lambda: features_mod.share_features(
+                shares, items, degrees, lookups, cfg.window_days, cfg.attribution, cfg.max_delta
+            ),
+            note=f"close-neighbour join rows {join_rows}",
         )
+        lookups.times.unpersist()
+        lookups.edges.unpersist()
         ci = self.write(
             "conversion_index",
             lambda: conversion.conversion_index(
-                shares, browses, purchases, items, cfg.window_days, cfg.attribution
+                shares, browses, purchases, items, cfg.window_days, cfg.attribution,
+                converted_shares=features,
             ),
         )
         lift = self.write("ci_lift_by_leaf", lambda: conversion.ci_lift_by_leaf(ci))
@@ -241,6 +242,7 @@ class Observer:
         )
 
         start = time.time()
+        self._describe("tests")
         results = run_tests(
             cfg, ci, lift, features, labels, mdsw, hub_counts, item_sales, weekly, fluctuation
         )
@@ -262,13 +264,6 @@ class Observer:
             "tables": self.log.rows,
             "tests": table.to_pylist(),
         }
-
-
-SHARE_FEATURE_COLUMNS = [
-    "sender_id", "receiver_id", "item_id", "ts", "week", "top_category", "converted",
-    "sender_degree", "receiver_degree", "sender_prior_degree", "receiver_prior_degree",
-    "close_neighbours", "delta_weeks", "sender_bought",
-]
 
 
 def _origin(*frames: DataFrame):

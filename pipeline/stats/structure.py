@@ -6,7 +6,7 @@ in- plus out-neighbours over the share graph merged across all weeks (``common.u
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -76,10 +76,17 @@ def neighbour_adoption_times(
     the neighbour actually received the item survive the semi-join. The intermediate size is
     sum over adopters of their degree (see ``close_neighbour_join_rows``).
     """
-    adopted = adopters(shares, purchases).select(
-        F.col("user_id").alias("adopter_id"), "item_id", "adopt_ts"
+    return adoption_times_of(
+        adopters(shares, purchases), neighbours, shares.select("receiver_id", "item_id").distinct()
     )
-    receivers = shares.select("receiver_id", "item_id").distinct()
+
+
+def adoption_times_of(
+    adopted: DataFrame, neighbours: DataFrame, received: DataFrame
+) -> DataFrame:
+    """``neighbour_adoption_times`` from its parts: ``adopters`` rows, ``neighbour_pairs`` and
+    the distinct (receiver_id, item_id) pairs that received anything."""
+    adopted = adopted.select(F.col("user_id").alias("adopter_id"), "item_id", "adopt_ts")
     return (
         adopted.join(
             neighbours.select(
@@ -87,7 +94,7 @@ def neighbour_adoption_times(
             ),
             "adopter_id",
         )
-        .join(receivers, ["receiver_id", "item_id"], "left_semi")
+        .join(received, ["receiver_id", "item_id"], "left_semi")
         .groupBy("receiver_id", "item_id")
         .agg(F.collect_list("adopt_ts").alias("adopt_times"))
     )
@@ -97,12 +104,16 @@ def close_neighbour_join_rows(
     shares: DataFrame, purchases: DataFrame, neighbours: DataFrame
 ) -> int:
     """Rows the adopter x neighbour join will produce (sum of adopters' degrees), a scalar."""
+    return adoption_join_rows(adopters(shares, purchases), neighbours)
+
+
+def adoption_join_rows(adopted: DataFrame, neighbours: DataFrame) -> int:
+    """``close_neighbour_join_rows`` from ``adopters`` rows and ``neighbour_pairs``."""
     degree = neighbours.groupBy(F.col("user_id").alias("adopter_id")).agg(
         F.count(F.lit(1)).alias("deg")
     )
     row = (
-        adopters(shares, purchases)
-        .select(F.col("user_id").alias("adopter_id"))
+        adopted.select(F.col("user_id").alias("adopter_id"))
         .join(degree, "adopter_id")
         .agg(F.sum("deg").alias("rows"))
         .first()
@@ -117,18 +128,21 @@ def with_close_neighbours(
 
     With ``cap`` the count is clipped at ``cap`` (the "k+" bucket).
     """
-    count = F.coalesce(
-        F.size(F.filter(F.col("adopt_times"), lambda t: t < F.col("ts"))), F.lit(0)
-    )
-    # size(null) is -1 in Spark: the coalesce above only sees null when the array is missing.
-    count = F.when(F.col("adopt_times").isNull(), F.lit(0)).otherwise(count)
-    if cap is not None:
-        count = F.least(count, F.lit(cap))
     return (
         shares.join(adoption_times, ["receiver_id", "item_id"], "left")
-        .withColumn("close_neighbours", count.cast("int"))
+        .withColumn("close_neighbours", close_neighbour_count(F.col("adopt_times"), cap))
         .drop("adopt_times")
     )
+
+
+def close_neighbour_count(adopt_times: Column, cap: int | None = None) -> Column:
+    """The ``close_neighbours`` of a record at ``ts`` from its ``adopt_times`` array (or null)."""
+    count = F.coalesce(F.size(F.filter(adopt_times, lambda t: t < F.col("ts"))), F.lit(0))
+    # size(null) is -1 in Spark: the coalesce above only sees null when the array is missing.
+    count = F.when(adopt_times.isNull(), F.lit(0)).otherwise(count)
+    if cap is not None:
+        count = F.least(count, F.lit(cap))
+    return count.cast("int")
 
 
 def close_neighbours_ci(shares_with_close: DataFrame) -> DataFrame:

@@ -12,7 +12,7 @@ costs one row per record, not one per (record, earlier receipt) pair.
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -44,23 +44,35 @@ def with_two_hop(shares: DataFrame, purchases: DataFrame, max_delta: int = 4) ->
         .withColumnRenamed("user_id", "sender_id")
         .withColumnRenamed("times", "_bought")
     )
-    last_receipt = F.array_max(F.filter(F.col("_received"), lambda r: r < F.col("ts")))
-    days = (F.unix_micros(F.col("ts")) - F.unix_micros(F.col("_last"))) / 86_400_000_000
-    delta = F.when(F.col("_last").isNull(), F.lit(0)).otherwise(
+    return (
+        shares.join(receipts, ["sender_id", "item_id"], "left")
+        .join(bought, ["sender_id", "item_id"], "left")
+        .transform(two_hop_columns(F.col("_received"), F.col("_bought"), max_delta))
+        .drop("_received", "_bought")
+    )
+
+
+def two_hop_columns(received: Column, bought: Column, max_delta: int = 4):
+    """``DataFrame -> DataFrame`` adding ``delta_weeks`` and ``sender_bought`` to records at
+    ``ts`` from the sender's sorted receipt times and purchase times of the item (or nulls)."""
+    last = F.col("_last")
+    days = (F.unix_micros(F.col("ts")) - F.unix_micros(last)) / 86_400_000_000
+    delta = F.when(last.isNull(), F.lit(0)).otherwise(
         F.least(F.floor(days / 7) + 1, F.lit(max_delta))
     )
     sender_bought = F.coalesce(
-        F.exists(F.col("_bought"), lambda p: (p >= F.col("_last")) & (p < F.col("ts"))),
-        F.lit(False),
+        F.exists(bought, lambda p: (p >= last) & (p < F.col("ts"))), F.lit(False)
     )
-    return (
-        shares.join(receipts, ["sender_id", "item_id"], "left")
-        .withColumn("_last", last_receipt)
-        .join(bought, ["sender_id", "item_id"], "left")
-        .withColumn("delta_weeks", delta.cast("int"))
-        .withColumn("sender_bought", F.col("_last").isNotNull() & sender_bought)
-        .drop("_received", "_bought", "_last")
-    )
+
+    def add(records: DataFrame) -> DataFrame:
+        return (
+            records.withColumn("_last", F.array_max(F.filter(received, lambda r: r < F.col("ts"))))
+            .withColumn("delta_weeks", delta.cast("int"))
+            .withColumn("sender_bought", last.isNotNull() & sender_bought)
+            .drop("_last")
+        )
+
+    return add
 
 
 def two_hop_ci(shares_with_two_hop: DataFrame, min_item_records: int = 5) -> DataFrame:
