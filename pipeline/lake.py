@@ -229,6 +229,7 @@ class Lake:
         app_id: str | None = None,
         expected_schema: T.StructType | None = None,
         max_records_per_file: int | None = None,
+        overwrite_schema: bool = False,
     ) -> CommitResult:
         """Write ``df`` with Spark and commit exactly the files it wrote.
 
@@ -240,9 +241,15 @@ class Lake:
                 written or committed. None makes a fresh one (no deduplication).
             expected_schema: if given, ``df`` must match it (SchemaMismatchError otherwise).
             max_records_per_file: bound on rows per Parquet file.
+            overwrite_schema: with ``mode="overwrite"``, let the new snapshot have another
+                schema (columns added, dropped or retyped); older versions keep theirs, so time
+                travel still reads them. Without it any schema change raises
+                ``SchemaMismatchError`` naming the column.
         """
         if mode not in ("append", "overwrite"):
             raise ValueError(f"mode must be 'append' or 'overwrite', got {mode!r}")
+        if overwrite_schema and mode != "overwrite":
+            raise ValueError("overwrite_schema needs mode='overwrite'")
         partition_by = list(partition_by or [])
         name = f"{layer}/{table}"
         app_id = app_id or f"adhoc-{uuid.uuid4().hex}"
@@ -253,7 +260,7 @@ class Lake:
 
             check_schema(df.schema, expected_schema, name)
         arrow_schema = spark_to_arrow_schema(df.schema)
-        self._check_table_schema(layer, table, arrow_schema, partition_by)
+        self._check_table_schema(layer, table, arrow_schema, partition_by, overwrite_schema)
 
         table_path = self.path(layer, table)
         staging = table_path / STAGING / uuid.uuid4().hex
@@ -345,15 +352,19 @@ class Lake:
         *,
         mode: str = "append",
         app_id: str | None = None,
+        overwrite_schema: bool = False,
     ) -> CommitResult:
-        """Commit a small driver-side Arrow table (summaries, manifests, results)."""
+        """Commit a small driver-side Arrow table (summaries, manifests, results); the options
+        mean what they mean in ``write``."""
+        if overwrite_schema and mode != "overwrite":
+            raise ValueError("overwrite_schema needs mode='overwrite'")
         name = f"{layer}/{table}"
         app_id = app_id or f"adhoc-{uuid.uuid4().hex}"
         if self.committed(layer, table, app_id):
             return CommitResult(name, None, skipped=True)
         schema = pa.schema([f.with_nullable(True) for f in data.schema])
         data = data.cast(schema)
-        self._check_table_schema(layer, table, schema, [])
+        self._check_table_schema(layer, table, schema, [], overwrite_schema)
         staging = self.path(layer, table) / STAGING / uuid.uuid4().hex
         staging.mkdir(parents=True)
         file = staging / f"part-00000-{uuid.uuid4().hex}.parquet"
@@ -361,13 +372,25 @@ class Lake:
         return self.commit_files([file], staging, layer, table, schema, mode, [], app_id)
 
     def _check_table_schema(
-        self, layer: str, table: str, schema: pa.Schema, partition_by: list[str]
+        self,
+        layer: str,
+        table: str,
+        schema: pa.Schema,
+        partition_by: list[str],
+        columns_may_change: bool = False,
     ) -> None:
         if not self.exists(layer, table):
             return
         dt_ = self.table(layer, table)
         current = pa.schema(dt_.schema().to_arrow())  # arro3 -> pyarrow
         where = f"{layer}/{table}"
+        current_parts = list(dt_.metadata().partition_columns)
+        if partition_by != current_parts:
+            raise SchemaMismatchError(
+                f"{where}: partitioned by {partition_by}, the table by {current_parts}"
+            )
+        if columns_may_change:
+            return
         have = {f.name: f.type for f in current}
         new = {f.name: f.type for f in schema}
         for col, typ in have.items():
@@ -380,11 +403,6 @@ class Lake:
         for col in new:
             if col not in have:
                 raise SchemaMismatchError(f"{where}: column {col!r} is not in the table")
-        current_parts = list(dt_.metadata().partition_columns)
-        if partition_by != current_parts:
-            raise SchemaMismatchError(
-                f"{where}: partitioned by {partition_by}, the table by {current_parts}"
-            )
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -98,6 +98,23 @@ def test_schema_mismatch_names_the_column(spark, lake):
     assert lake.table("raw", "shares").version() == 0
 
 
+def test_overwrite_schema_replaces_columns_and_keeps_old_versions(spark, lake):
+    lake.write(_shares(spark, 4), "stats", "t", app_id="a")
+    changed = _shares(spark, 2).drop("receiver_id").withColumn("note", F.lit("x"))
+    with pytest.raises(ValueError, match="mode='overwrite'"):
+        lake.write(changed, "stats", "t", app_id="b", overwrite_schema=True)
+    with pytest.raises(SchemaMismatchError, match="receiver_id"):
+        lake.write(changed, "stats", "t", mode="overwrite", app_id="b")
+    lake.write(changed, "stats", "t", mode="overwrite", app_id="b", overwrite_schema=True)
+    now = lake.read(spark, "stats", "t")
+    assert now.count() == 2 and "note" in now.columns and "receiver_id" not in now.columns
+    old = lake.read(spark, "stats", "t", version=0)  # time travel keeps the old schema
+    assert old.count() == 4 and "receiver_id" in old.columns and "note" not in old.columns
+    small = pa.table({"k": pa.array([1], pa.int64())})
+    lake.write_arrow(small, "stats", "t", mode="overwrite", app_id="c", overwrite_schema=True)
+    assert lake.to_arrow("stats", "t").column_names == ["k"]
+
+
 def test_uncommitted_files_are_invisible_and_vacuumed(spark, lake):
     lake.write(_shares(spark, 10), "raw", "shares", app_id="a")
     # A crashed job: Spark wrote files into the table folder but never committed them.
