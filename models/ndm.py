@@ -71,8 +71,37 @@ def infected_mask(users: torch.Tensor, vocab: int) -> torch.Tensor:
     return first[:, None, :vocab] <= pos[:, :, None]
 
 
+class CascadeModel(ShardModel):
+    """What every next-user model of the NDM task shares: the vocabulary (users 0..|U|-1,
+    Terminate = |U|, padding = |U|+1), the user embedding table, and the Eq. (8) loss over
+    ``log_probs(users) -> (B, L, V)``, which subclasses define."""
+
+    def __init__(self, config: Any, meta: dict[str, Any], dim: int):
+        super().__init__(config, meta)
+        self.n_users = int(meta["n_users"])
+        self.vocab = self.n_users + 1  # users + Terminate
+        self.terminate = self.n_users
+        self.pad = self.n_users + 1
+        self.emb = nn.Embedding(self.n_users + 2, dim, padding_idx=self.pad)
+
+    def reset_embedding(self) -> None:
+        nn.init.normal_(self.emb.weight, std=0.1)
+        with torch.no_grad():
+            self.emb.weight[self.pad].zero_()
+
+    def log_probs(self, users: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        logp = self.log_probs(batch["users"])  # Eq. (8), as a mean negative log-likelihood
+        return F.nll_loss(logp.flatten(0, 1), batch["targets"].flatten(), ignore_index=-100)
+
+    def predict(self, batch: dict[str, Any]) -> torch.Tensor:
+        return self.log_probs(batch["users"])
+
+
 @register_model("ndm", "ndm")
-class NDM(ShardModel):
+class NDM(CascadeModel):
     @dataclasses.dataclass
     class Config:
         dim: int = 64
@@ -83,14 +112,9 @@ class NDM(ShardModel):
         scale_attention: bool = False
 
     def __init__(self, config: Config, meta: dict[str, Any]):
-        super().__init__(config, meta)
-        self.n_users = int(meta["n_users"])
-        self.vocab = self.n_users + 1  # users + Terminate
-        self.terminate = self.n_users
-        self.pad = self.n_users + 1
+        super().__init__(config, meta, config.dim)
         d, h = config.dim, config.heads
         self.dim, self.heads, self.win = d, h, config.win
-        self.emb = nn.Embedding(self.n_users + 2, d, padding_idx=self.pad)
         self.w_q = nn.Linear(d, h * d, bias=False)  # W^Q_i, i = 1..h, side by side
         self.w_k = nn.Linear(d, h * d, bias=False)
         self.w_v = nn.Linear(d, h * d, bias=False)
@@ -106,9 +130,7 @@ class NDM(ShardModel):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.normal_(self.emb.weight, std=0.1)
-        with torch.no_grad():
-            self.emb.weight[self.pad].zero_()
+        self.reset_embedding()
         for lin in (self.w_q, self.w_k, self.w_v, self.w_o):
             nn.init.xavier_uniform_(lin.weight)
         self.norm.reset_parameters()
@@ -160,13 +182,6 @@ class NDM(ShardModel):
             infected_mask(users, self.vocab), float("-inf")
         )
         return torch.log_softmax(scores, dim=-1)
-
-    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
-        logp = self.log_probs(batch["users"])
-        return F.nll_loss(logp.flatten(0, 1), batch["targets"].flatten(), ignore_index=-100)
-
-    def predict(self, batch: dict[str, Any]) -> torch.Tensor:
-        return self.log_probs(batch["users"])
 
     # -- incremental inference for simulation --------------------------------------------------
 

@@ -22,15 +22,14 @@ import dataclasses
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from models.base import ShardModel, register_model
-from models.ndm import infected_mask
+from models.base import register_model
+from models.ndm import CascadeModel, infected_mask
 
 
 @register_model("ndm", "lstm")
-class LSTMBaseline(ShardModel):
+class LSTMBaseline(CascadeModel):
     @dataclasses.dataclass
     class Config:
         dim: int = 64
@@ -39,20 +38,14 @@ class LSTMBaseline(ShardModel):
         mask_infected: bool = True
 
     def __init__(self, config: Config, meta: dict[str, Any]):
-        super().__init__(config, meta)
-        self.n_users = int(meta["n_users"])
-        self.vocab = self.n_users + 1
-        self.pad = self.n_users + 1
-        self.emb = nn.Embedding(self.n_users + 2, config.dim, padding_idx=self.pad)
+        super().__init__(config, meta, config.dim)
         self.lstm = nn.LSTM(config.dim, config.hidden, batch_first=True)
         self.drop = nn.Dropout(config.dropout)
         self.out = nn.Linear(config.hidden, self.vocab)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.normal_(self.emb.weight, std=0.1)
-        with torch.no_grad():
-            self.emb.weight[self.pad].zero_()
+        self.reset_embedding()
         self.lstm.reset_parameters()
         self.out.reset_parameters()
 
@@ -62,13 +55,6 @@ class LSTMBaseline(ShardModel):
         if self.config.mask_infected:
             scores = scores.masked_fill(infected_mask(users, self.vocab), float("-inf"))
         return torch.log_softmax(scores, dim=-1)
-
-    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
-        logp = self.log_probs(batch["users"])
-        return F.nll_loss(logp.flatten(0, 1), batch["targets"].flatten(), ignore_index=-100)
-
-    def predict(self, batch: dict[str, Any]) -> torch.Tensor:
-        return self.log_probs(batch["users"])
 
     # Incremental inference: the state is the LSTM's (h, c); the simulator masks.
     def begin(self, prefix: torch.Tensor, max_new: int = 0):
