@@ -90,7 +90,7 @@ def by_id(row):
 def test_expand_hop_keeps_the_most_recent_neighbours(spark):
     """Node 1 has neighbours 20, 21, 22 (last active 01-22, 01-26, 01-27): fanout 2 keeps 22
     and 21 and reports the 3 neighbours it saw; node 2 has one neighbour, kept."""
-    from pipeline.shards.infnet import expand_hop
+    from pipeline.shards.infnet import cap_neighbours, expand_hop
 
     day = dt.date(2024, 1, 29)
     adjacency = spark.createDataFrame(
@@ -100,7 +100,7 @@ def test_expand_hop_keeps_the_most_recent_neighbours(spark):
     )
     frontier = spark.createDataFrame([(7, day, 1, 1), (7, day, 1, 2)],
                                      "query_id long, query_day date, week int, node long")
-    got = sorted(tuple(r) for r in expand_hop(frontier, adjacency, 2)
+    got = sorted(tuple(r) for r in expand_hop(frontier, cap_neighbours(adjacency, 2))
                  .select("node", "nbr", "n_nbrs").collect())
     assert got == [(1, 21, 3), (1, 22, 3), (2, 3, 1)]
 
