@@ -29,12 +29,16 @@ The world, in order of generation:
         + E1 * (e1_lift + e1_pi_slope * PI)                 receiving a share, more for dear items
         + E2 * e2_gap * (activity_sender - activity_receiver)    degree gap (log activity)
         + E3 * e3_close * log1p(min(10, earlier buyers of the item in the receiver's community))
-        + E4 * (e4_received * sender_received + e4_bought * sender_bought)     2-hop
+        + E4 * sender_received * (e4_received + e4_bought * sender_bought)     2-hop
         + E6 * e6_hub * sender_is_hub
 
   With an effect off its term is zero. With E1 off a share converts exactly like a browse.
-  E3 and E4's ``sender_bought`` term are observationally entangled: a sender who bought is one
-  of the receiver's neighbours who bought earlier; test E3's absence with E4 off too.
+  Nothing acts backwards in time: E3 counts the community's receivers who bought the item
+  *before* the record (in earlier hops; never the receiver), and E4's ``sender_bought`` is a
+  purchase by a re-sharer before they re-shared. A cascade seed never received the item, so
+  its own purchase is not a 2-hop signal. (Before, E3 counted every buyer of earlier hops
+  whatever the time, which made it a function of the hop and leaked into the 2-hop and
+  degree tests; a seed's purchase, possibly after its share, counted as E4.)
 * **E5** rising stars: before the surge their seeds come in bursts in two of weeks 1-4 (the
   weekly diffusion scale fluctuates) and hubs pick them ``e5_hub_pick`` more often; after week 4
   an outside demand surge adds organic purchases so that each one's sales in weeks 5-6 are
@@ -454,8 +458,9 @@ def expand(
 ) -> DataFrame:
     """One hop: every sharer sends the item to receivers; each record gets its outcome.
 
-    ``buyers``: (item_id, community, n_buyers) of users who bought the item in earlier hops,
-    for E3. Returns the records with ``bought``/``buy_t``/``reshare``.
+    ``buyers``: (item_id, community, buys) from ``buyers_by_community`` over the records of
+    earlier hops, for E3: a record counts the buyers whose purchase came before it, never
+    later ones and never the receiver. Returns the records with ``bought``/``buy_t``/``reshare``.
     """
     s = cfg.seed
     size = cfg.community_size
@@ -506,7 +511,14 @@ def expand(
             buyers.withColumnRenamed("community", "r_community"),
             ["item_id", "r_community"],
             "left",
-        ).withColumn("n_close", F.coalesce(F.col("n_buyers"), F.lit(0)))
+        )
+        earlier = F.filter(
+            F.col("buys"),
+            lambda b: (b["buy_t"] < F.col("t")) & (b["user_id"] != F.col("receiver_id")),
+        )
+        recs = recs.withColumn(
+            "n_close", F.when(F.col("buys").isNull(), F.lit(0)).otherwise(F.size(earlier))
+        ).drop("buys")
     else:
         recs = recs.withColumn("n_close", F.lit(0))
     logit = F.lit(cfg.base_logit) + F.col("appeal")
@@ -522,7 +534,7 @@ def expand(
         logit = (
             logit
             + cfg.e4_received * F.col("s_received").cast("double")
-            + cfg.e4_bought * F.col("s_bought").cast("double")
+            + cfg.e4_bought * (F.col("s_received") & F.col("s_bought")).cast("double")
         )
     if cfg.on("E6"):
         logit = logit + cfg.e6_hub * F.col("s_hub").cast("double")
@@ -576,16 +588,22 @@ def next_sharers(records: DataFrame, cfg: WorldConfig) -> DataFrame:
         F.col("rec_key").alias("rid"),
         F.col("reshare_t").alias("share_t"),
         F.lit(True).alias("s_received"),
-        F.col("bought").alias("s_bought"),
+        # bought before re-sharing: a purchase after it cannot act on the next hop (E4)
+        (F.col("bought") & (F.col("buy_t") < F.col("reshare_t"))).alias("s_bought"),
     )
 
 
 def buyers_by_community(purchases: DataFrame, cfg: WorldConfig) -> DataFrame:
-    """(item_id, community, n_buyers): distinct buyers of each item in each community."""
+    """(item_id, community, buys): per item and community, each buyer's first purchase as a
+    (user_id, buy_t) struct, so a record can count the buyers *before* it.
+
+    ``purchases``: (user_id, item_id, buy_t).
+    """
+    first = purchases.groupBy("user_id", "item_id").agg(F.min("buy_t").alias("buy_t"))
     return (
-        purchases.withColumn("community", user_attributes(cfg, F.col("user_id"))["community"])
+        first.withColumn("community", user_attributes(cfg, F.col("user_id"))["community"])
         .groupBy("item_id", "community")
-        .agg(F.countDistinct("user_id").alias("n_buyers"))
+        .agg(F.collect_list(F.struct("user_id", "buy_t")).alias("buys"))
     )
 
 
@@ -704,9 +722,11 @@ def truth_rows(cfg: WorldConfig) -> list[tuple]:
         ("E1", on("E1"), "e1_lift", cfg.e1_lift, "logit lift of a share record over a browse"),
         ("E1", on("E1"), "e1_pi_slope", cfg.e1_pi_slope, "extra logit lift per unit of PI"),
         ("E2", on("E2"), "e2_gap", cfg.e2_gap, "logit per log-activity gap (s - r), in [-3, 3]"),
-        ("E3", on("E3"), "e3_close", cfg.e3_close, "logit per log1p(min(10, buyers nearby))"),
+        ("E3", on("E3"), "e3_close", cfg.e3_close,
+         "logit per log1p(min(10, earlier buyers nearby))"),
         ("E4", on("E4"), "e4_received", cfg.e4_received, "logit if the sender received it"),
-        ("E4", on("E4"), "e4_bought", cfg.e4_bought, "extra logit if the sender bought it"),
+        ("E4", on("E4"), "e4_bought", cfg.e4_bought,
+         "extra logit if the re-sharer bought it first"),
         ("E5", on("E5"), "rising_every", float(cfg.rising_every), "every k-th item rises"),
         ("E5", on("E5"), "e5_hub_pick", cfg.e5_hub_pick, "P(hub seed shares a rising star)"),
         ("E5", on("E5"), "surge_factor", cfg.surge_factor, "weeks 5-6 sales vs k-th best"),
@@ -783,7 +803,7 @@ def generate(
             bought = None
             for prev in hops:
                 part = prev.where(F.col("bought")).select(
-                    F.col("receiver_id").alias("user_id"), "item_id"
+                    F.col("receiver_id").alias("user_id"), "item_id", "buy_t"
                 )
                 bought = part if bought is None else bought.unionByName(part)
             buyers = buyers_by_community(bought, cfg)

@@ -121,7 +121,7 @@ def _share_model_fit(spark, effects, tmp_path, n=40_000, seed=11):
         F.greatest(F.lit(-3.0), F.least(F.lit(3.0), F.col("s_act") - F.col("r_act"))).alias("gap"),
         F.log1p(F.least(F.col("n_close"), F.lit(10))).alias("close"),
         F.col("s_received").cast("double").alias("received"),
-        F.col("s_bought").cast("double").alias("sbought"),
+        (F.col("s_received") & F.col("s_bought")).cast("double").alias("sbought"),
         F.col("s_hub").cast("double").alias("hub"),
         F.col("bought").cast("double").alias("y"),
     )
