@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline.lake import Lake
-from pipeline.stats import conversion, rising, structure, temporal
+from pipeline.stats import conversion, rising, specific, structure, temporal
 from pipeline.stats import features as features_mod
 from pipeline.stats import significance as sig
 from pipeline.stats.common import with_week
@@ -412,36 +412,8 @@ def run_tests(
         "two_hop", "E4", "within-item difference, sender received: bought vs not",
         r["slope"], "conversion difference", r["z"], r["p"], r["n"], f"{r['strata']} items",
     ))
-    # Adjusted versions: the planted mechanisms overlap (a receiver with a high degree has more
-    # close neighbours; a sender who bought is one of the receiver's close neighbours), so each
-    # structural test is also run within strata of the *other* structural covariates.
-    close_b = F.least(F.col("close_neighbours"), F.lit(cfg.close_cap)).cast("string")
-    recv_s = (F.col("delta_weeks") > 0).cast("int").cast("string")
-    bought_s = F.col("sender_bought").cast("int").cast("string")
-    item_s = F.col("item_id").cast("string")
-    adjusted = (
-        ("degree_gap_ci", "E2", log_gap, "log_gap", F.concat_ws(":", item_s, close_b, recv_s,
-                                                               bought_s),
-         "adjusted trend of conversion on log1p prior-degree gap, strata = item x close "
-         "neighbours x sender received x sender bought", "conversion per log degree"),
-        ("close_neighbours", "E3", capped, "close", F.concat_ws(":", item_s, recv_s, bought_s),
-         "adjusted trend of conversion on close neighbours, strata = item x sender received "
-         "x sender bought", "conversion per close neighbour"),
-        ("two_hop", "E4", received, "received", F.concat_ws(":", item_s, close_b),
-         "adjusted difference, sender received vs not, strata = item x close neighbours",
-         "conversion difference"),
-        ("two_hop", "E4", features.where(F.col("delta_weeks") > 0), "sender_bought",
-         F.concat_ws(":", item_s, close_b),
-         "adjusted difference, sender received: bought vs not, strata = item x close "
-         "neighbours", "conversion difference"),
-    )
-    for statistic, effect, data, score, stratum, text, unit in adjusted:
-        r = sig.stratified_trend(data.withColumn("_stratum", stratum), "_stratum", score,
-                                 "converted")
-        out.append(sig.TestResult(
-            statistic, effect, text, r["slope"], unit, r["z"], r["p"], r["n"],
-            f"{r['strata']} strata",
-        ))
+    # The specific versions of these tests (each within strata of the other mechanisms'
+    # covariates, see ``pipeline.stats.specific``) come at the end.
     rising_count = labels.agg(
         F.sum(F.col("rising").cast("long")).alias("r"), F.count(F.lit(1)).alias("n")
     ).first()
@@ -520,6 +492,9 @@ def run_tests(
     out.append(sig.TestResult(
         "scale_vs_sales", "", "Pearson r of weekly scale and sales (item-weeks, scale >= 1)",
         p["r"], "r", p["r"], p["p"], p["n"],
+    ))
+    out.extend(specific.specific_tests(
+        features, ci, cfg.hub_percent, cfg.close_cap, cfg.min_item_records
     ))
     return out
 
