@@ -1,7 +1,7 @@
 """Specificity of the planted-effect tests: each effect's primary test on worlds with all
 effects on, none on, and exactly one of E1-E6 switched off (issue #3).
 
-    .venv/bin/python benchmarks/effect_specificity.py --root /tmp/spec [--worlds=all,none,-E2]
+    .venv/bin/python benchmarks/effect_specificity.py --root /tmp/spec [--worlds='all;none;-E2']
     .venv/bin/python benchmarks/effect_specificity.py --root /tmp/spec --retest
 
 The worlds use the configuration of ``tests/pipeline/stats/test_effects.py`` (200k records,
@@ -53,8 +53,10 @@ def retest(spark, lake, cfg):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", required=True, help="folder for one lake per world")
-    parser.add_argument("--worlds", default=",".join(WORLDS),
-                        help="comma list; write --worlds=-E2,all (a leading '-' is an option)")
+    parser.add_argument("--worlds", default=";".join(WORLDS),
+                        help="';'-separated effect sets as parse_effects reads them, e.g. "
+                        "--worlds='all;-E2;-E2,-E6' (the '=' keeps a leading '-' from being "
+                        "read as an option)")
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--retest", action="store_true", help="only rerun the tests")
@@ -71,10 +73,10 @@ def main() -> int:
         "spark.sql.shuffle.partitions": "4", "spark.ui.showConsoleProgress": "false",
     })
     cfg = ObserveConfig(**E5_CONFIG)
-    names = [w for w in args.worlds.split(",") if w]
+    names = [w for w in args.worlds.split(";") if w]
     table = []
     for name in names:
-        lake = Lake(Path(args.root) / name.replace("-", "no"))
+        lake = Lake(Path(args.root) / name.replace("-", "no").replace(",", "_"))
         start = time.time()
         if args.retest:
             tests = retest(spark, lake, cfg)
