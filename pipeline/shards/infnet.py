@@ -124,8 +124,8 @@ class InfNetShardConfig:
     pi_bins: int = 10
     seed: int = 0
     rows_per_file: int = 5000
-    # Frontiers of at most this many (day, week, node) keys are broadcast to filter the share
-    # records; larger ones are joined by shuffling (a hash table of ~3M ids is ~100 MB).
+    # Frontiers of at most this many distinct nodes are broadcast to filter the share records;
+    # larger ones are joined by shuffling (a hash table of 3M ids is ~100 MB).
     broadcast_nodes: int = 3_000_000
     shuffle_partitions: int | None = None  # None: the session's spark.sql.shuffle.partitions
 
@@ -353,10 +353,13 @@ def weekly_edges(
 
 
 def node_filter(keys: DataFrame, broadcast_limit: int) -> DataFrame:
-    """The distinct node ids of ``keys``, to pre-filter share records on; broadcast when ``keys``
-    has at most ``broadcast_limit`` rows, so the records are probed in place, not shuffled."""
+    """The distinct node ids of ``keys``, to pre-filter share records on; broadcast when there
+    are at most ``broadcast_limit``, so the records are probed in place, not shuffled."""
     ids = keys.select("node").distinct()
-    return F.broadcast(ids) if broadcast_limit and keys.count() <= broadcast_limit else ids
+    if not broadcast_limit:
+        return ids
+    ids = ids.localCheckpoint(eager=True, storageLevel=KEEP)
+    return F.broadcast(ids) if ids.count() <= broadcast_limit else ids
 
 
 def frontier_adjacency(
@@ -457,33 +460,40 @@ def sample_subgraphs(
         # reached it first, its role the seed role if it has one.
         return df.groupBy(*key).agg(F.min("role").alias("role"), F.min("level").alias("level"))
 
+    def cut(frontier: DataFrame, capped_adjacency: DataFrame, hop: int) -> DataFrame:
+        # Frontier nodes whose neighbours the fanout cut, without widening to the hop's rows.
+        bitten = (
+            capped_adjacency.filter(F.col("n_nbrs") > fanout)
+            .select(*frontier_key, "n_nbrs")
+            .distinct()
+        )
+        return frontier.select(*key).join(bitten, frontier_key).select(
+            "query_id", "week", F.lit(hop).alias("hop"), "node", "n_nbrs"
+        )
+
     level0 = steps(
         "seeds x weeks",
         seeds.crossJoin(F.broadcast(weeks)).withColumn("level", F.lit(0)),
     )
     keys0 = steps("frontier 1", level0.select(*frontier_key).distinct())
-    capped0 = cap_neighbours(
-        frontier_adjacency(records, windows, keys0, broadcast_limit), fanout
+    capped0 = steps(
+        "adjacency 1",
+        cap_neighbours(frontier_adjacency(records, windows, keys0, broadcast_limit), fanout),
     )
-    hop1 = steps("hop 1", expand_hop(level0.select(*key), capped0))
+    hop1 = expand_hop(level0.select(*key), capped0)
     upto1 = steps(
         "level 1",
         first_reached(level0.select(*key, "role", "level").unionByName(reached(hop1, 1))),
     )
     level1 = upto1.filter(F.col("level") == 1).select(*key)
     keys1 = steps("frontier 2", level1.select(*frontier_key).distinct())
-    capped1 = cap_neighbours(
-        frontier_adjacency(records, windows, keys1, broadcast_limit), fanout
+    capped1 = steps(
+        "adjacency 2",
+        cap_neighbours(frontier_adjacency(records, windows, keys1, broadcast_limit), fanout),
     )
-    hop2 = steps("hop 2", expand_hop(level1, capped1))
+    hop2 = expand_hop(level1, capped1)
     nodes = first_reached(upto1.unionByName(reached(hop2, 2))).select(*key, "role")
-    capped = (
-        hop1.withColumn("hop", F.lit(1))
-        .unionByName(hop2.withColumn("hop", F.lit(2)))
-        .filter(F.col("n_nbrs") > fanout)
-        .select("query_id", "week", "hop", "node", "n_nbrs")
-        .distinct()
-    )
+    capped = cut(level0, capped0, 1).unionByName(cut(level1, capped1, 2)).distinct()
     return nodes, capped
 
 
