@@ -33,7 +33,11 @@ def load(path: Path, split: str) -> tuple[tuple, dict] | None:
         path = path / "results.json"
     if path.suffix != ".json" or not path.exists():
         return None
-    blob = json.loads(path.read_text())
+    try:
+        blob = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        print(f"skipping {path}: not a finished JSON file", file=sys.stderr)
+        return None
     if "config" in blob:  # models.train results.json
         cfg = blob["config"]
         opts = {k: v for k, v in (cfg.get("opts") or {}).items() if k == "temperature"}
