@@ -1,7 +1,7 @@
 """InfNet shards: the Spark builder's per-query cost against a plain per-query BFS in Python.
 
     python -m jobs.build_shards --lake LAKE --task infnet [--queries N]      # the Spark side
-    python benchmarks/infnet_shards.py --lake LAKE [--sample 5000] [--seed 0]
+    python benchmarks/infnet_shards.py --lake LAKE [--sample 5000] [--seed 0] [--networkx 500]
 
 The Spark figure is the job's own: ``build_seconds`` (build and write of ``shards/infnet``,
 session start-up excluded) over the queries it built, from the manifest. The Python side takes a
@@ -15,7 +15,9 @@ fanout cap is a slice) plus a CSR of the week's directed share records for the e
 
 It prints load, build and per-query times (mean, median, p95), the Spark per-query time, their
 ratio, and how many sampled queries agree with the Spark rows on every weekly node set, and on
-edges, node features, label and fanout count. A script, not a test.
+edges, node features, label and fanout count. ``--networkx N`` also rebuilds the first N
+sampled queries with the weekly BFS and edges on networkx graphs (neighbours sorted at every
+visit), the comparator the issue names, with the same checks. A script, not a test.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -195,7 +198,15 @@ def build_query(world: World, graphs: dict, q: dict, fanout: int) -> dict:
         weeks[week] = (set(world.nodes[members].tolist()),
                        {(int(world.nodes[s]), int(world.nodes[d])): a.tolist()
                         for (s, d), a in zip(pairs, attr, strict=True)})
+    return features(world, {"weeks": weeks, "fanout_capped": n_capped}, q)
 
+
+def features(world: World, out: dict, q: dict) -> dict:
+    """Node features of the sampled nodes and the label, strictly from the raw purchases."""
+    cfg = world.cfg
+    n_bins = cfg["pi_bins"]
+    qts, p, weeks = q["query_ts"], q["item_id"], out["weeks"]
+    u = int(np.searchsorted(world.nodes, q["user_id"]))
     all_nodes = np.array(sorted(set().union(*(nodes for nodes, _ in weeks.values()))))
     compact = np.searchsorted(world.nodes, all_nodes)
     buys = world.buys
@@ -216,7 +227,62 @@ def build_query(world: World, graphs: dict, q: dict, fanout: int) -> dict:
     ts = buys.ts[a:b]
     horizon = int(cfg["label_hours"] * 3600 * 1e6)
     label = int(((buys.item[a:b] == p) & (ts > qts) & (ts <= qts + horizon)).any())
-    return {"weeks": weeks, "x": x, "label": label, "fanout_capped": n_capped}
+    return {**out, "x": x, "label": label}
+
+
+def nx_week_graph(world: World, query_day: dt.date, week: int) -> nx.DiGraph:
+    """The week's share edges as a networkx DiGraph: last time and PI-bin counts per pair."""
+    w = world.cfg["obs_weeks"]
+    first = (query_day - dt.date(1970, 1, 1)).days - 7 * (w - week)
+    mask = (world.day >= first) & (world.day < first + 7) & world.known
+    g = nx.DiGraph()
+    n_bins = world.cfg["pi_bins"]
+    for s, r, ts, b in zip(world.src[mask].tolist(), world.dst[mask].tolist(),
+                           world.ts[mask].tolist(), world.bin[mask].tolist(), strict=True):
+        if g.has_edge(s, r):
+            e = g[s][r]
+            e["last"] = max(e["last"], ts)
+            e["attr"][b] += 1.0
+        else:
+            attr = [0.0] * n_bins
+            attr[b] += 1.0
+            g.add_edge(s, r, last=ts, attr=attr)
+    return g
+
+
+def build_query_nx(world: World, graphs: dict, q: dict, fanout: int) -> dict:
+    """``build_query`` with the weekly BFS and edges done on networkx graphs (the issue's
+    "plain per-query BFS"): neighbours sorted by recency at every visit, edges from subgraph."""
+    cfg = world.cfg
+    u = int(np.searchsorted(world.nodes, q["user_id"]))
+    day0 = (q["query_day"] - dt.date(1970, 1, 1)).days
+    key = u * world.item_span + q["item_id"]
+    lo, hi = np.searchsorted(world.recv_sorted, [key, key + 1])
+    recs = world.recv_order[lo:hi]
+    recs = recs[(world.ts[recs] <= q["query_ts"]) & (world.day[recs] >= day0 - 7 * cfg["obs_weeks"])
+                & (world.src[recs] != u)]
+    seeds = {u} | set(world.src[recs].tolist())
+    weeks, n_capped = {}, 0
+    for week in range(cfg["obs_weeks"]):
+        g, und = graphs[week]
+        seen, frontier = set(seeds), sorted(seeds)
+        for _hop in range(2):
+            found = set()
+            for node in frontier:
+                if node not in und:
+                    continue
+                nbrs = sorted(und[node], key=lambda v, a=node: (-max(
+                    g[x][y]["last"] for x, y in ((a, v), (v, a)) if g.has_edge(x, y)), v))
+                if len(nbrs) > fanout:
+                    n_capped += 1
+                found.update(nbrs[:fanout])
+            frontier = sorted(found - seen)
+            seen.update(frontier)
+        sub = g.subgraph(seen)
+        weeks[week] = ({int(world.nodes[v]) for v in seen},
+                       {(int(world.nodes[a]), int(world.nodes[b])): list(d["attr"])
+                        for a, b, d in sub.edges(data=True)})
+    return features(world, {"weeks": weeks, "fanout_capped": n_capped}, q)
 
 
 def spark_row(row: dict) -> dict:
@@ -230,11 +296,31 @@ def spark_row(row: dict) -> dict:
     return {"weeks": weeks, "x": x, "label": row["label"], "fanout_capped": row["fanout_capped"]}
 
 
+def agreement(rows: list[dict], results: dict) -> str:
+    agree = {"node sets": 0, "edges": 0, "node features": 0, "label": 0, "fanout count": 0}
+    for row in rows:
+        mine, theirs = results[row["query_id"]], spark_row(row)
+        if set(mine["weeks"]) == set(theirs["weeks"]) and all(
+                mine["weeks"][k][0] == theirs["weeks"][k][0] for k in theirs["weeks"]):
+            agree["node sets"] += 1
+        if all(mine["weeks"][k][1] == theirs["weeks"][k][1] for k in theirs["weeks"]):
+            agree["edges"] += 1
+        if set(mine["x"]) == set(theirs["x"]) and all(
+                np.allclose(mine["x"][k], theirs["x"][k], rtol=1e-5, atol=1e-5)
+                for k in theirs["x"]):
+            agree["node features"] += 1
+        agree["label"] += mine["label"] == theirs["label"]
+        agree["fanout count"] += mine["fanout_capped"] == theirs["fanout_capped"]
+    return ", ".join(f"{k} {v} / {len(rows)}" for k, v in agree.items())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lake", required=True)
     parser.add_argument("--sample", type=int, default=5000, help="queries rebuilt in Python")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--networkx", type=int, default=0,
+                        help="also rebuild this many of the sampled queries with networkx")
     args = parser.parse_args()
     lake = Path(args.lake)
     info = json.loads(read_table(lake / "shards" / "infnet_manifest")
@@ -288,26 +374,38 @@ def main() -> int:
         spark_ms = 1000 * spark_s / info["queries"]
         print(f"spark per query ms: {spark_ms:.3f} ({info['queries']:,} queries in "
               f"{spark_s:.1f} s, build and write)")
-        print(f"ratio python / spark per query: {mean_ms / spark_ms:.1f}x (mean); "
+        print(f"ratio python / spark per query: {mean_ms / spark_ms:.2f}x (mean); "
               f"with the python load and graph builds spread over the sample: "
-              f"{(mean_ms + 1000 * (load_s + build_s) / n) / spark_ms:.1f}x")
+              f"{(mean_ms + 1000 * (load_s + build_s) / n) / spark_ms:.2f}x")
 
-    agree = {"node sets": 0, "edges": 0, "node features": 0, "label": 0, "fanout count": 0}
-    for row in rows:
-        mine, theirs = results[row["query_id"]], spark_row(row)
-        if all(mine["weeks"][k][0] == theirs["weeks"][k][0] for k in theirs["weeks"]) and (
-                set(mine["weeks"]) == set(theirs["weeks"])):
-            agree["node sets"] += 1
-        if all(mine["weeks"][k][1] == theirs["weeks"][k][1] for k in theirs["weeks"]):
-            agree["edges"] += 1
-        if set(mine["x"]) == set(theirs["x"]) and all(
-                np.allclose(mine["x"][k], theirs["x"][k], rtol=1e-5, atol=1e-5)
-                for k in theirs["x"]):
-            agree["node features"] += 1
-        agree["label"] += mine["label"] == theirs["label"]
-        agree["fanout count"] += mine["fanout_capped"] == theirs["fanout_capped"]
-    print("agreement with the spark rows: "
-          + ", ".join(f"{k} {v} / {len(rows)}" for k, v in agree.items()))
+    print("agreement with the spark rows: " + agreement(rows, results))
+
+    if args.networkx:
+        nx_rows = rows[: args.networkx]
+        nx_results, nx_times, nx_build = {}, [], 0.0
+        for query_day in sorted({r["query_day"] for r in nx_rows}):
+            t0 = time.perf_counter()
+            graphs = {}
+            for week in range(cfg["obs_weeks"]):
+                g = nx_week_graph(world, query_day, week)
+                # The undirected view once per graph: building it checks every node (~50 ms).
+                graphs[week] = (g, g.to_undirected(as_view=True))
+            nx_build += time.perf_counter() - t0
+            for row in (r for r in nx_rows if r["query_day"] == query_day):
+                q = {"user_id": row["user_id"], "item_id": row["item_id"],
+                     "query_day": query_day, "query_ts": _us(row["query_ts"])}
+                t0 = time.perf_counter()
+                nx_results[row["query_id"]] = build_query_nx(world, graphs, q, fanout)
+                nx_times.append(time.perf_counter() - t0)
+            del graphs
+        nx_ms = sorted(1000 * t for t in nx_times)
+        nx_mean = statistics.fmean(nx_ms)
+        print(f"networkx: {len(nx_ms)} queries, week graphs {nx_build:.1f} s; per query ms: "
+              f"mean {nx_mean:.2f}, median {statistics.median(nx_ms):.2f}, "
+              f"p95 {nx_ms[int(0.95 * (len(nx_ms) - 1))]:.2f}")
+        if spark_s:
+            print(f"ratio networkx / spark per query: {nx_mean / spark_ms:.2f}x (mean)")
+        print("networkx agreement with the spark rows: " + agreement(nx_rows, nx_results))
     return 0
 
 
