@@ -27,19 +27,12 @@ The world, in order of generation:
 
       base_logit + appeal
         + E1 * (e1_lift + e1_pi_slope * PI)                 receiving a share, more for dear items
-        + E2 * e2_gap * (log1p prior degree_sender - log1p prior degree_receiver)   gap
+        + E2 * e2_gap * (activity_sender - activity_receiver)    degree gap (log activity)
         + E3 * e3_close * log1p(min(10, earlier buyers of the item in the receiver's community))
         + E4 * sender_received * (e4_received + e4_bought * sender_bought)     2-hop
         + E6 * e6_hub * sender_is_hub
 
   With an effect off its term is zero. With E1 off a share converts exactly like a browse.
-  E2's degree is the one the paper's Fig. 2(b) measures: distinct in- plus out-neighbours over
-  the share edges first used in weeks before the record's (``with_prior_degrees``; clipped to
-  [-3, 3]), counted over the records of earlier hops and this one. It used to be the gap in
-  latent log *sending activity*: hubs have 40 times more of it, while ordinary users' observed
-  degree is mostly in-degree, so at the same observed gap hub senders carried a true gap about
-  2 larger (E2 gave their receivers about the +0.4 logit of E6, and the hub test fired with
-  E6 off).
   Nothing acts backwards in time: E3 counts the community's receivers who bought the item
   *before* the record (in earlier hops; never the receiver), and E4's ``sender_bought`` is a
   purchase by a re-sharer before they re-shared. A cascade seed never received the item, so
@@ -445,6 +438,7 @@ def seeds(cfg: WorldConfig, user_df: DataFrame) -> DataFrame:
             F.col("community").alias("s_community"),
             F.col("tier").alias("s_tier"),
             F.col("is_hub").alias("s_hub"),
+            F.log(F.col("activity")).alias("s_act"),
             "item_id",
             F.col("seed_key").alias("rid"),
             F.col("t").alias("share_t"),
@@ -461,7 +455,6 @@ def expand(
     cfg: WorldConfig,
     buyers: DataFrame | None,
     hop: int,
-    earlier_edges: DataFrame | None = None,
 ) -> DataFrame:
     """One hop: every sharer sends the item to receivers; each record gets its outcome.
 
@@ -507,6 +500,7 @@ def expand(
                 "r_community": r["community"],
                 "r_tier": r["tier"],
                 "r_hub": r["is_hub"],
+                "r_act": F.log(r["activity"]),
             }
         ),
         cfg,
@@ -527,15 +521,11 @@ def expand(
         ).drop("buys")
     else:
         recs = recs.withColumn("n_close", F.lit(0))
-    if cfg.on("E2"):
-        recs = with_prior_degrees(recs, earlier_edges)
-    else:
-        recs = recs.withColumn("s_deg", F.lit(0.0)).withColumn("r_deg", F.lit(0.0))
     logit = F.lit(cfg.base_logit) + F.col("appeal")
     if cfg.on("E1"):
         logit = logit + cfg.e1_lift + cfg.e1_pi_slope * F.col("price_index")
     if cfg.on("E2"):
-        gap = F.greatest(F.lit(-3.0), F.least(F.lit(3.0), F.col("s_deg") - F.col("r_deg")))
+        gap = F.greatest(F.lit(-3.0), F.least(F.lit(3.0), F.col("s_act") - F.col("r_act")))
         logit = logit + cfg.e2_gap * gap
     if cfg.on("E3"):
         close = F.least(F.col("n_close"), F.lit(10)).cast("double")
@@ -570,13 +560,13 @@ def expand(
             "r_community",
             "r_tier",
             "r_hub",
+            "r_act",
             "bought",
             "buy_t",
             "reshare",
             "reshare_t",
             # the share model's inputs, kept for checking the planted effects
-            "s_deg",
-            "r_deg",
+            "s_act",
             "s_hub",
             "s_received",
             "s_bought",
@@ -586,50 +576,6 @@ def expand(
     )
 
 
-WEEK_S = 7 * 86400
-
-
-def share_edges(recs: DataFrame) -> DataFrame:
-    """(sender_id, receiver_id, week): the share graph's directed edges with the record's week
-    (weeks since the world's start, as ``observe`` numbers them)."""
-    return recs.select("sender_id", "receiver_id", (F.col("t") / WEEK_S).cast("int").alias("week"))
-
-
-def with_prior_degrees(recs: DataFrame, earlier_edges: DataFrame | None) -> DataFrame:
-    """Add ``s_deg`` / ``r_deg``: log1p of the sender's and the receiver's degree (distinct in-
-    plus out-neighbours) over the edges first used in weeks before the record's week: the
-    prior degree that ``observe`` measures (Fig. 2(b)), here from the records of earlier hops
-    and this hop (later hops' records of earlier weeks are not generated yet).
-    """
-    edges = share_edges(recs)
-    if earlier_edges is not None:
-        edges = edges.unionByName(earlier_edges)
-    first = (
-        edges.where(F.col("sender_id") != F.col("receiver_id"))
-        .groupBy("sender_id", "receiver_id")
-        .agg(F.min("week").alias("first_week"))
-    )
-    ends = first.select(F.col("sender_id").alias("user_id"), "first_week").unionByName(
-        first.select(F.col("receiver_id").alias("user_id"), "first_week")
-    )
-    per_user = (
-        ends.groupBy("user_id", "first_week")
-        .agg(F.count(F.lit(1)).alias("n"))
-        .groupBy("user_id")
-        .agg(F.collect_list(F.struct(F.col("first_week").alias("week"), "n")).alias("_new"))
-    )
-    week = (F.col("t") / WEEK_S).cast("int")
-    for role, col in (("s", "sender_id"), ("r", "receiver_id")):
-        earlier = F.filter(F.col("_new"), lambda e: e["week"] < week)
-        degree = F.aggregate(earlier, F.lit(0).cast("long"), lambda acc, e: acc + e["n"])
-        recs = (
-            recs.join(per_user.withColumnRenamed("user_id", col), col, "left")
-            .withColumn(f"{role}_deg", F.log1p(F.coalesce(degree, F.lit(0)).cast("double")))
-            .drop("_new")
-        )
-    return recs
-
-
 def next_sharers(records: DataFrame, cfg: WorldConfig) -> DataFrame:
     """Receivers who re-share become the next hop's senders."""
     return records.where(F.col("reshare") & (F.col("reshare_t") < cfg.weeks * 7 * 86400)).select(
@@ -637,6 +583,7 @@ def next_sharers(records: DataFrame, cfg: WorldConfig) -> DataFrame:
         F.col("r_community").alias("s_community"),
         F.col("r_tier").alias("s_tier"),
         F.col("r_hub").alias("s_hub"),
+        F.col("r_act").alias("s_act"),
         "item_id",
         F.col("rec_key").alias("rid"),
         F.col("reshare_t").alias("share_t"),
@@ -774,8 +721,7 @@ def truth_rows(cfg: WorldConfig) -> list[tuple]:
     rows = [
         ("E1", on("E1"), "e1_lift", cfg.e1_lift, "logit lift of a share record over a browse"),
         ("E1", on("E1"), "e1_pi_slope", cfg.e1_pi_slope, "extra logit lift per unit of PI"),
-        ("E2", on("E2"), "e2_gap", cfg.e2_gap,
-         "logit per log1p prior-degree gap (s - r, in + out, earlier weeks), in [-3, 3]"),
+        ("E2", on("E2"), "e2_gap", cfg.e2_gap, "logit per log-activity gap (s - r), in [-3, 3]"),
         ("E3", on("E3"), "e3_close", cfg.e3_close,
          "logit per log1p(min(10, earlier buyers nearby))"),
         ("E4", on("E4"), "e4_received", cfg.e4_received, "logit if the sender received it"),
@@ -861,10 +807,7 @@ def generate(
                 )
                 bought = part if bought is None else bought.unionByName(part)
             buyers = buyers_by_community(bought, cfg)
-        edges = None
-        for prev in hops:
-            edges = share_edges(prev) if edges is None else edges.unionByName(share_edges(prev))
-        recs = expand(sharers, cfg, buyers, hop, edges)
+        recs = expand(sharers, cfg, buyers, hop)
         recs = _materialize(recs, scratch / f"hop={hop}", spark)
         hops.append(recs)
         sharers = next_sharers(recs, cfg)

@@ -118,7 +118,7 @@ def _share_model_fit(spark, effects, tmp_path, n=40_000, seed=11):
     recs = world["_records"].select(
         F.lit(1.0).alias("share"),
         "price_index",
-        F.greatest(F.lit(-3.0), F.least(F.lit(3.0), F.col("s_deg") - F.col("r_deg"))).alias("gap"),
+        F.greatest(F.lit(-3.0), F.least(F.lit(3.0), F.col("s_act") - F.col("r_act"))).alias("gap"),
         F.log1p(F.least(F.col("n_close"), F.lit(10))).alias("close"),
         F.col("s_received").cast("double").alias("received"),
         (F.col("s_received") & F.col("s_bought")).cast("double").alias("sbought"),
