@@ -126,13 +126,16 @@ class Observer:
         return self.lake.read(self.spark, "raw", table)
 
     def write(self, name: str, build: Callable[[], DataFrame], note: str = "") -> DataFrame:
-        """Write ``stats/<name>`` (overwrite, idempotent per run) and return it read back."""
+        """Write ``stats/<name>`` (overwrite, idempotent per run) and return it read back.
+
+        Stats are derived data: a new version of a statistic may change its columns, so the
+        overwrite may change the schema (older versions keep theirs for time travel)."""
         start = time.time()
         self._describe(name)
         df = build()
-        self._drop_if_schema_changed(name, df)
         result = self.lake.write(
-            df, "stats", name, mode="overwrite", app_id=f"observe:{name}:{self.run_id}"
+            df, "stats", name, mode="overwrite", app_id=f"observe:{name}:{self.run_id}",
+            overwrite_schema=True,
         )
         rows = result.rows if not result.skipped else -1
         self.log.add(name, rows, time.time() - start, note + (" (skipped)" * result.skipped))
@@ -141,18 +144,6 @@ class Observer:
     def _describe(self, step: str) -> None:
         """Name the step's Spark jobs in the UI and event log (where the time goes)."""
         self.spark.sparkContext.setJobDescription(f"observe:{step}")
-
-    def _drop_if_schema_changed(self, name: str, df: DataFrame) -> None:
-        """Stats are derived data: when a new version of a statistic changes its columns,
-        the old table is removed (the lake refuses schema changes, even on overwrite)."""
-        import shutil
-
-        if not self.lake.exists("stats", name):
-            return
-        have = pa.schema(self.lake.table("stats", name).schema().to_arrow()).names
-        if list(have) != list(df.columns):
-            print(f"[observe] {name}: columns changed, replacing the old table", flush=True)
-            shutil.rmtree(self.lake.path("stats", name))
 
     def _size_shuffles(self) -> None:
         """One shuffle partition per ``records_per_partition`` share records, at least the
@@ -268,12 +259,13 @@ class Observer:
         )
         table = sig.results_table(results)
         self.lake.write_arrow(
-            table, "stats", "tests", mode="overwrite", app_id=f"observe:tests:{self.run_id}"
+            table, "stats", "tests", mode="overwrite", app_id=f"observe:tests:{self.run_id}",
+            overwrite_schema=True,
         )
         self.log.add("tests", table.num_rows, time.time() - start)
         self.lake.write_arrow(
             self.log.to_arrow(self.run_id), "stats", "observe_run", mode="overwrite",
-            app_id=f"observe:observe_run:{self.run_id}",
+            app_id=f"observe:observe_run:{self.run_id}", overwrite_schema=True,
         )
         return {
             "run_id": self.run_id,
