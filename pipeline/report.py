@@ -258,21 +258,35 @@ def fig_two_hop(lake: Lake, out: Path) -> Figure:
 # -- RiseNet Fig. 2 and 3 ---------------------------------------------------------------------
 
 
+def _distribution_figure(
+    hist, value: str, xlabel: str, title: str, out: Path, filename: str, tables: list,
+    summary_title: str,
+) -> str | None:
+    """Rising vs normal histogram of ``value`` as a PNG, its summary appended to ``tables``;
+    None when there is no histogram."""
+    if hist is None or hist.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    _hist_plot(ax, hist, value, xlabel)
+    ax.set_title(title)
+    tables.append((summary_title, _hist_summary(hist, value)))
+    return _save(fig, out, filename)
+
+
 def fig_mdsw(lake: Lake, out: Path) -> Figure:
     hist = _read(lake, "mdsw_distribution")
     labels = _read(lake, "rising_stars")
-    png, tables = None, []
+    tables = []
     if labels is not None:
         per_window = labels.groupby("window_start").agg(
             items=("item_id", "count"), rising=("rising", "sum")
         ).reset_index()
         tables.append(("Rising stars per window (window = first of 4 + 2 weeks)", per_window))
-    if hist is not None and not hist.empty:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        _hist_plot(ax, hist, "mdsw", "MDSW: max |scale difference| between consecutive weeks")
-        ax.set_title("RiseNet Fig. 2(a): MDSW, rising vs normal")
-        png = _save(fig, out, "risenet_fig2a_mdsw.png")
-        tables.append(("MDSW distribution summary", _hist_summary(hist, "mdsw")))
+    png = _distribution_figure(
+        hist, "mdsw", "MDSW: max |scale difference| between consecutive weeks",
+        "RiseNet Fig. 2(a): MDSW, rising vs normal", out, "risenet_fig2a_mdsw.png",
+        tables, "MDSW distribution summary",
+    )
     return Figure(
         "risenet-2a", "RiseNet Fig. 2(a): MDSW",
         "Distribution of the largest week-to-week change in an item's diffusion scale during "
@@ -286,18 +300,17 @@ def fig_mdsw(lake: Lake, out: Path) -> Figure:
 def fig_hub_counts(lake: Lake, out: Path) -> Figure:
     hist = _read(lake, "hub_count_distribution")
     hubs = _read(lake, "hub_nodes")
-    png, tables = None, []
+    tables = []
     if hubs is not None:
         summary = hubs.assign(scope=hubs["top_category"].map(
             lambda c: "all" if pd.isna(c) else f"category {int(c)}"
         )).groupby("scope").agg(hubs=("user_id", "count"), threshold=("threshold", "min"))
         tables.append(("Hub nodes (top 1% of senders by records)", summary.reset_index()))
-    if hist is not None and not hist.empty:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        _hist_plot(ax, hist, "hubs", "hub nodes in the item's diffusion graph")
-        ax.set_title("RiseNet Fig. 2(b): hubs per diffusion graph")
-        png = _save(fig, out, "risenet_fig2b_hub_counts.png")
-        tables.append(("Hub-count distribution summary", _hist_summary(hist, "hubs")))
+    png = _distribution_figure(
+        hist, "hubs", "hub nodes in the item's diffusion graph",
+        "RiseNet Fig. 2(b): hubs per diffusion graph", out, "risenet_fig2b_hub_counts.png",
+        tables, "Hub-count distribution summary",
+    )
     return Figure(
         "risenet-2b", "RiseNet Fig. 2(b): hub nodes per diffusion graph",
         "How many hub users appear in an item's diffusion graph before labelling: rising "

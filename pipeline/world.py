@@ -27,14 +27,29 @@ The world, in order of generation:
 
       base_logit + appeal
         + E1 * (e1_lift + e1_pi_slope * PI)                 receiving a share, more for dear items
-        + E2 * e2_gap * (activity_sender - activity_receiver)    degree gap (log activity)
-        + E3 * e3_close * log1p(min(10, earlier buyers of the item in the receiver's community))
+        + E2 * e2_gap * (log1p prior degree_sender - log1p prior degree_receiver)   gap
+        + E3 * e3_close * log1p(min(10, receiver's neighbours who adopted the item earlier))
         + E4 * sender_received * (e4_received + e4_bought * sender_bought)     2-hop
         + E6 * e6_hub * sender_is_hub
 
   With an effect off its term is zero. With E1 off a share converts exactly like a browse.
-  Nothing acts backwards in time: E3 counts the community's receivers who bought the item
-  *before* the record (in earlier hops; never the receiver), and E4's ``sender_bought`` is a
+  E2 and E3 act on what Fig. 2(b) and 2(c) and ``observe`` measure. E2's degree: distinct
+  in- plus out-neighbours over the share edges first used in weeks before the record's (gap
+  clipped to [-3, 3]). E3's count: the receiver's neighbours in the merged share graph who
+  received the item and bought it (first purchase at or after receipt) before the record. A
+  record's outcome cannot wait for the whole network, so with E2 or E3 on the cascades are
+  generated twice from the same random draws: first without E2 and E3, giving the network
+  whose prior degrees E2 reads (``prior_degrees``) and whose neighbours E3 counts
+  (``network_neighbours``), then with them. E2 and E3 change only which records convert and,
+  through re-sharing, a few subtrees, so the degrees E2 reads are the observed ones for
+  almost every record (``test_world``); E3 counts the adopters of earlier hops (not those of
+  the same hop). Before: E2 read latent log *sending activity*, of which hubs have 40 times
+  more while an ordinary user's observed degree is mostly in-degree, so at the same observed
+  gap hub senders carried a larger true gap and E2 alone made the hub test fire with E6 off;
+  E3 counted buyers in the receiver's latent community, more of whom lie beyond the observed
+  neighbours deeper in a cascade, so E3 alone made the 2-hop test fire with E4 off.
+  Nothing acts backwards in time: E3 counts neighbours who bought the item *before* the
+  record (in earlier hops; never the receiver), and E4's ``sender_bought`` is a
   purchase by a re-sharer before they re-shared. A cascade seed never received the item, so
   its own purchase is not a 2-hop signal. (Before, E3 counted every buyer of earlier hops
   whatever the time, which made it a function of the hop and leaked into the 2-hop and
@@ -438,7 +453,6 @@ def seeds(cfg: WorldConfig, user_df: DataFrame) -> DataFrame:
             F.col("community").alias("s_community"),
             F.col("tier").alias("s_tier"),
             F.col("is_hub").alias("s_hub"),
-            F.log(F.col("activity")).alias("s_act"),
             "item_id",
             F.col("seed_key").alias("rid"),
             F.col("t").alias("share_t"),
@@ -453,14 +467,17 @@ def seeds(cfg: WorldConfig, user_df: DataFrame) -> DataFrame:
 def expand(
     sharers: DataFrame,
     cfg: WorldConfig,
-    buyers: DataFrame | None,
+    adoptions: DataFrame | None,
     hop: int,
+    degrees: DataFrame | None = None,
 ) -> DataFrame:
     """One hop: every sharer sends the item to receivers; each record gets its outcome.
 
-    ``buyers``: (item_id, community, buys) from ``buyers_by_community`` over the records of
-    earlier hops, for E3: a record counts the buyers whose purchase came before it, never
-    later ones and never the receiver. Returns the records with ``bought``/``buy_t``/``reshare``.
+    ``adoptions``: (receiver_id, item_id, adopt_times) from ``neighbour_adoptions`` over the
+    records of earlier hops, for E3: a record counts the receiver's neighbours who adopted the
+    item before it (None: no earlier adopters, E3 adds nothing). ``degrees``:
+    ``prior_degrees`` of the network E2 reads (None: E2 adds nothing). Returns the records
+    with ``bought``/``buy_t``/``reshare``.
     """
     s = cfg.seed
     size = cfg.community_size
@@ -500,32 +517,34 @@ def expand(
                 "r_community": r["community"],
                 "r_tier": r["tier"],
                 "r_hub": r["is_hub"],
-                "r_act": F.log(r["activity"]),
             }
         ),
         cfg,
         ("appeal", "price_index"),
     )
-    if buyers is not None and cfg.on("E3"):
-        recs = recs.join(
-            buyers.withColumnRenamed("community", "r_community"),
-            ["item_id", "r_community"],
-            "left",
+    if adoptions is not None and cfg.on("E3"):
+        earlier = F.filter(F.col("adopt_times"), lambda a: a < F.col("t"))
+        recs = (
+            recs.join(adoptions, ["receiver_id", "item_id"], "left")
+            .withColumn(
+                "n_close",
+                F.when(F.col("adopt_times").isNull(), F.lit(0)).otherwise(F.size(earlier)),
+            )
+            .drop("adopt_times")
         )
-        earlier = F.filter(
-            F.col("buys"),
-            lambda b: (b["buy_t"] < F.col("t")) & (b["user_id"] != F.col("receiver_id")),
-        )
-        recs = recs.withColumn(
-            "n_close", F.when(F.col("buys").isNull(), F.lit(0)).otherwise(F.size(earlier))
-        ).drop("buys")
     else:
         recs = recs.withColumn("n_close", F.lit(0))
+    if cfg.on("E2") and degrees is not None:
+        recs = with_prior_degrees(recs, degrees)
+    else:
+        recs = recs.withColumn("s_deg", F.lit(None).cast("double")).withColumn(
+            "r_deg", F.lit(None).cast("double")
+        )
     logit = F.lit(cfg.base_logit) + F.col("appeal")
     if cfg.on("E1"):
         logit = logit + cfg.e1_lift + cfg.e1_pi_slope * F.col("price_index")
-    if cfg.on("E2"):
-        gap = F.greatest(F.lit(-3.0), F.least(F.lit(3.0), F.col("s_act") - F.col("r_act")))
+    if cfg.on("E2") and degrees is not None:
+        gap = F.greatest(F.lit(-3.0), F.least(F.lit(3.0), F.col("s_deg") - F.col("r_deg")))
         logit = logit + cfg.e2_gap * gap
     if cfg.on("E3"):
         close = F.least(F.col("n_close"), F.lit(10)).cast("double")
@@ -560,20 +579,61 @@ def expand(
             "r_community",
             "r_tier",
             "r_hub",
-            "r_act",
             "bought",
             "buy_t",
             "reshare",
             "reshare_t",
             # the share model's inputs, kept for checking the planted effects
-            "s_act",
+            "s_deg",
+            "r_deg",
             "s_hub",
             "s_received",
             "s_bought",
             "n_close",
             "price_index",
+            "appeal",
         )
     )
+
+
+WEEK_S = 7 * 86400
+
+
+def _first_edges(records: DataFrame) -> DataFrame:
+    from pipeline.stats.common import first_edges
+
+    week = F.floor(F.col("t") / WEEK_S).cast("int").alias("week")
+    return first_edges(records.select("sender_id", "receiver_id", week))
+
+
+def prior_degrees(records: DataFrame) -> DataFrame:
+    """(user_id, _new_edges) of the records' share graph, built by the functions ``observe``
+    uses (``first_edges``, ``prior_degree_weeks``): weeks numbered from the world's start."""
+    from pipeline.stats.common import prior_degree_weeks
+
+    return prior_degree_weeks(_first_edges(records))
+
+
+def network_neighbours(records: DataFrame) -> DataFrame:
+    """(user_id, neighbour_id) of the records' merged share graph (``neighbour_pairs``)."""
+    from pipeline.stats.common import neighbour_pairs
+
+    return neighbour_pairs(_first_edges(records))
+
+
+def with_prior_degrees(recs: DataFrame, degrees: DataFrame) -> DataFrame:
+    """Add ``s_deg`` / ``r_deg``: log1p of the sender's and the receiver's prior degree (in +
+    out, edges first used in weeks before the record's) in ``degrees`` (``prior_degrees``)."""
+    from pipeline.stats.common import prior_degree
+
+    recs = recs.withColumn("week", F.floor(F.col("t") / WEEK_S).cast("int"))
+    for role, col in (("s", "sender_id"), ("r", "receiver_id")):
+        recs = (
+            recs.join(degrees.withColumnRenamed("user_id", col), col, "left")
+            .withColumn(f"{role}_deg", F.log1p(prior_degree(F.col("_new_edges")).cast("double")))
+            .drop("_new_edges")
+        )
+    return recs.drop("week")
 
 
 def next_sharers(records: DataFrame, cfg: WorldConfig) -> DataFrame:
@@ -583,7 +643,6 @@ def next_sharers(records: DataFrame, cfg: WorldConfig) -> DataFrame:
         F.col("r_community").alias("s_community"),
         F.col("r_tier").alias("s_tier"),
         F.col("r_hub").alias("s_hub"),
-        F.col("r_act").alias("s_act"),
         "item_id",
         F.col("rec_key").alias("rid"),
         F.col("reshare_t").alias("share_t"),
@@ -593,17 +652,25 @@ def next_sharers(records: DataFrame, cfg: WorldConfig) -> DataFrame:
     )
 
 
-def buyers_by_community(purchases: DataFrame, cfg: WorldConfig) -> DataFrame:
-    """(item_id, community, buys): per item and community, each buyer's first purchase as a
-    (user_id, buy_t) struct, so a record can count the buyers *before* it.
-
-    ``purchases``: (user_id, item_id, buy_t).
-    """
-    first = purchases.groupBy("user_id", "item_id").agg(F.min("buy_t").alias("buy_t"))
+def neighbour_adoptions(hops: list[DataFrame], neighbours: DataFrame) -> DataFrame:
+    """(receiver_id, item_id, adopt_times): for E3, the times the receiver's neighbours adopted
+    the item (received it and bought it), from the records of ``hops``, as ``observe``
+    computes close neighbours (``structure.adoption_times_of``): an adopter's first purchase
+    through a record, joined to its ``neighbours`` (``network_neighbours``)."""
+    bought = None
+    for prev in hops:
+        part = prev.where(F.col("bought")).select(
+            F.col("receiver_id").alias("adopter_id"), "item_id", F.col("buy_t").alias("adopt_t")
+        )
+        bought = part if bought is None else bought.unionByName(part)
+    first = bought.groupBy("adopter_id", "item_id").agg(F.min("adopt_t").alias("adopt_t"))
+    pairs = neighbours.select(
+        F.col("neighbour_id").alias("adopter_id"), F.col("user_id").alias("receiver_id")
+    )
     return (
-        first.withColumn("community", user_attributes(cfg, F.col("user_id"))["community"])
-        .groupBy("item_id", "community")
-        .agg(F.collect_list(F.struct("user_id", "buy_t")).alias("buys"))
+        first.join(pairs, "adopter_id")
+        .groupBy("receiver_id", "item_id")
+        .agg(F.collect_list("adopt_t").alias("adopt_times"))
     )
 
 
@@ -721,9 +788,10 @@ def truth_rows(cfg: WorldConfig) -> list[tuple]:
     rows = [
         ("E1", on("E1"), "e1_lift", cfg.e1_lift, "logit lift of a share record over a browse"),
         ("E1", on("E1"), "e1_pi_slope", cfg.e1_pi_slope, "extra logit lift per unit of PI"),
-        ("E2", on("E2"), "e2_gap", cfg.e2_gap, "logit per log-activity gap (s - r), in [-3, 3]"),
+        ("E2", on("E2"), "e2_gap", cfg.e2_gap,
+         "logit per log1p prior-degree gap (s - r, in + out, earlier weeks), in [-3, 3]"),
         ("E3", on("E3"), "e3_close", cfg.e3_close,
-         "logit per log1p(min(10, earlier buyers nearby))"),
+         "logit per log1p(min(10, neighbours who adopted it earlier))"),
         ("E4", on("E4"), "e4_received", cfg.e4_received, "logit if the sender received it"),
         ("E4", on("E4"), "e4_bought", cfg.e4_bought,
          "extra logit if the re-sharer bought it first"),
@@ -779,6 +847,34 @@ def _materialize(df: DataFrame, path, spark: SparkSession) -> DataFrame:
     return spark.read.parquet(str(path))
 
 
+def _cascades(
+    spark: SparkSession,
+    cfg: WorldConfig,
+    sharers: DataFrame,
+    degrees: DataFrame | None,
+    neighbours: DataFrame | None,
+    scratch,
+    progress,
+) -> DataFrame:
+    """All hops of the cascades from the seeds ``sharers``; E2 reads ``degrees`` and E3
+    ``neighbours`` (both None: the network pass, without E2 and E3)."""
+    network_pass = (cfg.on("E2") or cfg.on("E3")) and degrees is None and neighbours is None
+    hops: list[DataFrame] = []
+    for hop in range(cfg.hops):
+        adoptions = None
+        if hops and neighbours is not None:
+            adoptions = neighbour_adoptions(hops, neighbours)
+        recs = expand(sharers, cfg, adoptions, hop, degrees)
+        recs = _materialize(recs, scratch / f"hop={hop}", spark)
+        hops.append(recs)
+        sharers = next_sharers(recs, cfg)
+        progress(f"world: hop {hop} done" + (" (network without E2, E3)" if network_pass else ""))
+    records = hops[0]
+    for h in hops[1:]:
+        records = records.unionByName(h)
+    return records
+
+
 def generate(
     spark: SparkSession, cfg: WorldConfig, scratch, progress=print
 ) -> dict[str, DataFrame]:
@@ -795,27 +891,21 @@ def generate(
     seed_df = _materialize(seeds(cfg, user_df), scratch / "seeds", spark)
     progress("world: browses and cascade seeds done")
 
-    hops: list[DataFrame] = []
     sharers = seed_df.drop("browse_t", "buy_t")
-    for hop in range(cfg.hops):
-        buyers = None
-        if hops and cfg.on("E3"):
-            bought = None
-            for prev in hops:
-                part = prev.where(F.col("bought")).select(
-                    F.col("receiver_id").alias("user_id"), "item_id", "buy_t"
-                )
-                bought = part if bought is None else bought.unionByName(part)
-            buyers = buyers_by_community(bought, cfg)
-        recs = expand(sharers, cfg, buyers, hop)
-        recs = _materialize(recs, scratch / f"hop={hop}", spark)
-        hops.append(recs)
-        sharers = next_sharers(recs, cfg)
-        progress(f"world: hop {hop} done")
-
-    records = hops[0]
-    for h in hops[1:]:
-        records = records.unionByName(h)
+    degrees = neighbours = None
+    if cfg.on("E2") or cfg.on("E3"):
+        # The network without E2 and E3 (same draws), whose prior degrees E2 reads and whose
+        # neighbours E3 counts; see the module docstring.
+        network = _cascades(spark, cfg, sharers, None, None, scratch / "network", progress)
+        if cfg.on("E2"):
+            degrees = _materialize(prior_degrees(network), scratch / "degrees", spark)
+        if cfg.on("E3"):
+            neighbours = _materialize(network_neighbours(network), scratch / "neighbours", spark)
+    records = _cascades(spark, cfg, sharers, degrees, neighbours, scratch, progress)
+    inputs = records
+    if degrees is None:
+        # Not read by the share model; in ``_records`` as the observable covariate.
+        inputs = with_prior_degrees(records.drop("s_deg", "r_deg"), prior_degrees(records))
 
     purchases = (
         browse_df.where(F.col("buy_t").isNotNull())
@@ -885,7 +975,7 @@ def generate(
         out[name] = df.select(*[F.col(f.name).cast(f.dataType) for f in want.fields])
     out["truth"] = spark.createDataFrame(truth_rows(cfg), schemas.TRUTH)
     # Not committed: every record with its share-model inputs, and the browses with theirs.
-    out["_records"] = records
+    out["_records"] = inputs
     out["_browses"] = all_browses
     return out
 

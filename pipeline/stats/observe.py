@@ -422,63 +422,42 @@ def run_tests(
         binned = frame.withColumn("_bin", _log2_bin("records_before"))
         for scope, data in (("first window", binned.where(F.col("window_start") == first)),
                             ("all windows", binned)):
-            rows = sig.rank_sum_histogram(data, value, "rising", "_bin").toPandas()
-            r = sig.stratified_rank_sum(rows.to_dict("records"))
-            out.append(sig.TestResult(
+            out.append(_rank_sum_test(
                 name, "E5", f"van Elteren rank-sum of {text}, rising vs normal, {scope}, "
-                "strata = log2 bins of share records before",
-                r["mean_diff"], "mean difference", r["z"], r["p"], r["n"],
-                f"{r['n_true']} rising, {r['n_false']} normal",
+                "strata = log2 bins of share records before", data, value, "rising", "_bin",
+                ("rising", "normal"),
             ))
-        rows = sig.rank_sum_histogram(
-            frame.where(F.col("window_start") == first), value, "rising"
-        ).toPandas()
-        r = sig.stratified_rank_sum(rows.to_dict("records"))
-        out.append(sig.TestResult(
+        out.append(_rank_sum_test(
             name, "E5", f"Mann-Whitney of {text}, rising vs normal, first window, unstratified",
-            r["mean_diff"], "mean difference", r["z"], r["p"], r["n"],
+            frame.where(F.col("window_start") == first), value, "rising",
         ))
-    rows = sig.rank_sum_histogram(
-        fluctuation.where(F.col("window_start") == first), "fluctuation_sd", "rising",
-        "scale_last", digits=3,
-    ).toPandas()
-    r = sig.stratified_rank_sum(rows.to_dict("records"))
-    out.append(sig.TestResult(
+    out.append(_rank_sum_test(
         "scale_fluctuation", "E5", "van Elteren rank-sum of scale sd over the history weeks, "
         "rising vs normal, first window, strata = last-week scale",
-        r["mean_diff"], "mean difference", r["z"], r["p"], r["n"],
-        f"{r['n_true']} rising, {r['n_false']} normal",
+        fluctuation.where(F.col("window_start") == first), "fluctuation_sd", "rising",
+        "scale_last", ("rising", "normal"), digits=3,
     ))
     binned = item_sales.withColumn(
         "_bin", F.concat_ws(":", F.col("top_category").cast("string"),
                             _log2_bin("records").cast("string"))
     )
-    rows = sig.rank_sum_histogram(binned, "sales", "shared_by_hub", "_bin").toPandas()
-    r = sig.stratified_rank_sum(rows.to_dict("records"))
-    out.append(sig.TestResult(
+    out.append(_rank_sum_test(
         "hub_sales", "E6", "van Elteren rank-sum of item sales, shared by a hub vs not, "
         "strata = top category x log2 bins of share records",
-        r["mean_diff"], "mean difference", r["z"], r["p"], r["n"],
-        f"{r['n_true']} hub-shared, {r['n_false']} not",
+        binned, "sales", "shared_by_hub", "_bin", ("hub-shared", "not"),
     ))
     # Rising stars' outside-demand surges are not a hub effect, yet hubs pick rising stars
     # more (E5): the adjusted test leaves out items labelled rising in any window.
     ever_rising = labels.where(F.col("rising")).select("item_id").distinct()
-    rows = sig.rank_sum_histogram(
-        binned.join(ever_rising, "item_id", "left_anti"), "sales", "shared_by_hub", "_bin"
-    ).toPandas()
-    r = sig.stratified_rank_sum(rows.to_dict("records"))
-    out.append(sig.TestResult(
+    out.append(_rank_sum_test(
         "hub_sales", "E6", "adjusted van Elteren rank-sum of item sales, shared by a hub vs "
         "not, rising stars left out, strata = top category x log2 bins of share records",
-        r["mean_diff"], "mean difference", r["z"], r["p"], r["n"],
-        f"{r['n_true']} hub-shared, {r['n_false']} not",
+        binned.join(ever_rising, "item_id", "left_anti"), "sales", "shared_by_hub", "_bin",
+        ("hub-shared", "not"),
     ))
-    rows = sig.rank_sum_histogram(item_sales, "sales", "shared_by_hub", "top_category").toPandas()
-    r = sig.stratified_rank_sum(rows.to_dict("records"))
-    out.append(sig.TestResult(
+    out.append(_rank_sum_test(
         "hub_sales", "E6", "rank-sum of item sales, shared by a hub vs not, per top category",
-        r["mean_diff"], "mean difference", r["z"], r["p"], r["n"],
+        item_sales, "sales", "shared_by_hub", "top_category",
     ))
     p = sig.pearson(weekly.where(F.col("scale") > 0), "scale", "sales")
     out.append(sig.TestResult(
@@ -489,6 +468,28 @@ def run_tests(
         features, ci, cfg.hub_percent, cfg.close_cap, cfg.min_item_records
     ))
     return out
+
+
+def _rank_sum_test(
+    statistic: str,
+    effect: str,
+    text: str,
+    data: DataFrame,
+    value: str,
+    group: str,
+    strata: str | None = None,
+    counts: tuple[str, str] | None = None,
+    digits: int = 6,
+) -> sig.TestResult:
+    """(Stratified) rank-sum of ``value`` between ``group`` True and False, from a histogram
+    computed in Spark (only the histogram reaches the driver). ``counts`` names the two groups
+    in the result's note (left out when None)."""
+    rows = sig.rank_sum_histogram(data, value, group, strata, digits).toPandas()
+    r = sig.stratified_rank_sum(rows.to_dict("records"))
+    note = "" if counts is None else f"{r['n_true']} {counts[0]}, {r['n_false']} {counts[1]}"
+    return sig.TestResult(
+        statistic, effect, text, r["mean_diff"], "mean difference", r["z"], r["p"], r["n"], note
+    )
 
 
 def default_run_id(lake: Lake, config: ObserveConfig) -> str:

@@ -115,20 +115,8 @@ def test_effect_not_detected_when_off(none_world, effect):
         assert p is None or p >= ALPHA, f"{effect} off: {test}: estimate {est}, p {p}"
 
 
-# Known not to be specific yet. E6 off, E2 on: receivers of hub senders still convert more,
-# because the planted degree gap is a gap in *sending activity*, which hubs have by
-# definition, while the observable prior degree (in + out) of an ordinary user is mostly
-# in-degree from being a popular receiver; within degree-gap bins hubs keep a larger true gap.
-# No observable separates "is a hub" from "sends a lot": hubs are the top senders.
-NOT_SPECIFIC = {"E6": "hub test picks up the degree gap of hubs (E2); see the note above"}
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "effect",
-    [pytest.param(e, marks=pytest.mark.xfail(reason=NOT_SPECIFIC[e], strict=True))
-     if e in NOT_SPECIFIC else e for e in sorted(PRIMARY)],
-)
+@pytest.mark.parametrize("effect", sorted(PRIMARY))
 def test_effect_not_detected_when_only_it_is_off(worlds, effect):
     """Every other effect on, this one off: its primary test must not fire, so it measures
     this effect and not the others' mechanisms."""
