@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pytest
 from pyspark.sql import functions as F
@@ -21,7 +23,6 @@ def test_parse_effects():
 
 
 def test_config_rejects_bad_start():
-    import datetime as dt
 
     with pytest.raises(ValueError, match="Monday"):
         WorldConfig(start=dt.date(2026, 1, 6))
@@ -66,7 +67,6 @@ def test_referential_integrity(small_world):
 
 def test_times_inside_the_world(small_world):
     cfg, world = small_world
-    import datetime as dt
 
     lo = dt.datetime.combine(cfg.start, dt.time(), tzinfo=dt.UTC)
     for name in ("shares", "purchases", "browses", "touches"):
@@ -204,15 +204,19 @@ def test_rising_stars_are_planted(spark, records, every, expected):
     assert items(spark, off).where("rising").count() == 0
 
 
-def test_e2_reads_the_observed_prior_degrees(spark, tmp_path):
-    """E2's degrees come from the network generated without E2; E2 changes a few subtrees, so
-    they are the prior degrees of the final network (what observe measures) for almost every
-    record. With the old latent-activity gap, or with degrees over earlier hops only, far
-    fewer records matched."""
-    from pipeline.world import prior_degrees, with_prior_degrees
+def test_e2_and_e3_read_what_observe_measures(spark, tmp_path):
+    """E2's degrees come from the network generated without E2 and E3, which change a few
+    subtrees, so they are the prior degrees of the final network (what observe measures) for
+    almost every record. E3's count of neighbours who adopted the item earlier is observe's
+    close-neighbour count except for adopters of the same hop, which it cannot see yet: never
+    more than observe's, equal for most records (88 % on this world)."""
+    from pipeline.stats.common import adopters_from_times, key_times
+    from pipeline.stats.structure import adoption_times_of, close_neighbour_count
+    from pipeline.world import network_neighbours, prior_degrees, with_prior_degrees
 
     cfg = WorldConfig(share_records=20_000, seed=4, weeks=6)
-    recs = generate(spark, cfg, tmp_path, progress=lambda m: None)["_records"]
+    world = generate(spark, cfg, tmp_path, progress=lambda m: None)
+    recs = world["_records"]
     observed = with_prior_degrees(
         recs.select("sender_id", "receiver_id", "t", "rec_key"), prior_degrees(recs)
     ).select("rec_key", F.col("s_deg").alias("s_obs"), F.col("r_deg").alias("r_obs"))
@@ -226,3 +230,24 @@ def test_e2_reads_the_observed_prior_degrees(spark, tmp_path):
     assert same / n > 0.95, same / n
     # and the degrees vary: a gap of zero everywhere would make the check trivial
     assert both.where(F.col("s_deg") != F.col("r_deg")).count() > n / 2
+
+    times = key_times(*[world[t].withColumn("week", F.lit(0)) for t in ("shares", "purchases")])
+    received = times.where(F.col("received").isNotNull()).select(
+        F.col("user_id").alias("receiver_id"), "item_id"
+    )
+    adoption = adoption_times_of(adopters_from_times(times), network_neighbours(recs), received)
+    start = int(dt.datetime.combine(cfg.start, dt.time(), tzinfo=dt.UTC).timestamp())
+    observed_close = (
+        world["shares"]
+        .join(adoption, ["receiver_id", "item_id"], "left")
+        .select(
+            "sender_id", "receiver_id", "item_id",
+            (F.unix_timestamp("ts") - start).alias("t"),
+            close_neighbour_count(F.col("adopt_times")).alias("close_obs"),
+        )
+    )
+    close = recs.join(observed_close, ["sender_id", "receiver_id", "item_id", "t"])
+    assert close.count() == n
+    assert close.where(F.col("n_close") > F.col("close_obs")).count() == 0
+    assert close.where(F.col("n_close") == F.col("close_obs")).count() / n > 0.8
+    assert close.where(F.col("n_close") > 0).count() > n / 20
