@@ -125,8 +125,9 @@ class InfNetShardConfig:
     seed: int = 0
     rows_per_file: int = 5000
     # Frontiers of at most this many distinct nodes are broadcast to filter the share records;
-    # larger ones are joined by shuffling (a hash table of 3M ids is ~100 MB).
-    broadcast_nodes: int = 3_000_000
+    # larger ones are joined by shuffling. At 3M the 540k-query build on the 100M world ran out
+    # of a 4 GiB driver heap at the edges step; with none broadcast it took 18.4 min (issue #4).
+    broadcast_nodes: int = 1_000_000
     shuffle_partitions: int | None = None  # None: the session's spark.sql.shuffle.partitions
 
     @property
