@@ -522,7 +522,7 @@ def expand(
         cfg,
         ("appeal", "price_index"),
     )
-    if adoptions is not None and cfg.on("E3"):
+    if adoptions is not None:
         earlier = F.filter(F.col("adopt_times"), lambda a: a < F.col("t"))
         recs = (
             recs.join(adoptions, ["receiver_id", "item_id"], "left")
@@ -534,7 +534,7 @@ def expand(
         )
     else:
         recs = recs.withColumn("n_close", F.lit(0))
-    if cfg.on("E2") and degrees is not None:
+    if degrees is not None:
         recs = with_prior_degrees(recs, degrees)
     else:
         recs = recs.withColumn("s_deg", F.lit(None).cast("double")).withColumn(
@@ -543,7 +543,7 @@ def expand(
     logit = F.lit(cfg.base_logit) + F.col("appeal")
     if cfg.on("E1"):
         logit = logit + cfg.e1_lift + cfg.e1_pi_slope * F.col("price_index")
-    if cfg.on("E2") and degrees is not None:
+    if degrees is not None:
         gap = F.greatest(F.lit(-3.0), F.least(F.lit(3.0), F.col("s_deg") - F.col("r_deg")))
         logit = logit + cfg.e2_gap * gap
     if cfg.on("E3"):
@@ -624,16 +624,16 @@ def network_neighbours(records: DataFrame) -> DataFrame:
 def with_prior_degrees(recs: DataFrame, degrees: DataFrame) -> DataFrame:
     """Add ``s_deg`` / ``r_deg``: log1p of the sender's and the receiver's prior degree (in +
     out, edges first used in weeks before the record's) in ``degrees`` (``prior_degrees``)."""
-    from pipeline.stats.common import prior_degree
+    from pipeline.stats.common import join_prior_degrees
 
-    recs = recs.withColumn("week", F.floor(F.col("t") / WEEK_S).cast("int"))
-    for role, col in (("s", "sender_id"), ("r", "receiver_id")):
-        recs = (
-            recs.join(degrees.withColumnRenamed("user_id", col), col, "left")
-            .withColumn(f"{role}_deg", F.log1p(prior_degree(F.col("_new_edges")).cast("double")))
-            .drop("_new_edges")
-        )
-    return recs.drop("week")
+    recs = join_prior_degrees(
+        recs.withColumn("week", F.floor(F.col("t") / WEEK_S).cast("int")), degrees
+    )
+    return (
+        recs.withColumn("s_deg", F.log1p(F.col("sender_prior_degree").cast("double")))
+        .withColumn("r_deg", F.log1p(F.col("receiver_prior_degree").cast("double")))
+        .drop("week", "sender_prior_degree", "receiver_prior_degree")
+    )
 
 
 def next_sharers(records: DataFrame, cfg: WorldConfig) -> DataFrame:
@@ -655,23 +655,18 @@ def next_sharers(records: DataFrame, cfg: WorldConfig) -> DataFrame:
 def neighbour_adoptions(hops: list[DataFrame], neighbours: DataFrame) -> DataFrame:
     """(receiver_id, item_id, adopt_times): for E3, the times the receiver's neighbours adopted
     the item (received it and bought it), from the records of ``hops``, as ``observe``
-    computes close neighbours (``structure.adoption_times_of``): an adopter's first purchase
-    through a record, joined to its ``neighbours`` (``network_neighbours``)."""
+    computes close neighbours: an adopter's first purchase through a record, joined to its
+    ``neighbours`` (``network_neighbours``) by ``structure.adoption_times_of``."""
+    from pipeline.stats.structure import adoption_times_of
+
     bought = None
     for prev in hops:
         part = prev.where(F.col("bought")).select(
-            F.col("receiver_id").alias("adopter_id"), "item_id", F.col("buy_t").alias("adopt_t")
+            F.col("receiver_id").alias("user_id"), "item_id", F.col("buy_t").alias("adopt_ts")
         )
         bought = part if bought is None else bought.unionByName(part)
-    first = bought.groupBy("adopter_id", "item_id").agg(F.min("adopt_t").alias("adopt_t"))
-    pairs = neighbours.select(
-        F.col("neighbour_id").alias("adopter_id"), F.col("user_id").alias("receiver_id")
-    )
-    return (
-        first.join(pairs, "adopter_id")
-        .groupBy("receiver_id", "item_id")
-        .agg(F.collect_list("adopt_t").alias("adopt_times"))
-    )
+    first = bought.groupBy("user_id", "item_id").agg(F.min("adopt_ts").alias("adopt_ts"))
+    return adoption_times_of(first, neighbours, None)
 
 
 def surge(spark: SparkSession, cfg: WorldConfig, item_df: DataFrame, sales: DataFrame):

@@ -231,7 +231,13 @@ def with_prior_degrees(shares: DataFrame, edges: DataFrame | None = None) -> Dat
     Each user's new edges per week are one short array (``prior_degree_weeks``), so the
     lookup is a 1:1 join and costs at most one element per week, even for hubs.
     """
-    weeks = prior_degree_weeks(first_edges(shares) if edges is None else edges)
+    return join_prior_degrees(
+        shares, prior_degree_weeks(first_edges(shares) if edges is None else edges)
+    )
+
+
+def join_prior_degrees(shares: DataFrame, weeks: DataFrame) -> DataFrame:
+    """``with_prior_degrees`` from a ``prior_degree_weeks`` table already built."""
     out = shares
     for role in ("sender", "receiver"):
         out = (

@@ -82,21 +82,22 @@ def neighbour_adoption_times(
 
 
 def adoption_times_of(
-    adopted: DataFrame, neighbours: DataFrame, received: DataFrame
+    adopted: DataFrame, neighbours: DataFrame, received: DataFrame | None
 ) -> DataFrame:
     """``neighbour_adoption_times`` from its parts: ``adopters`` rows, ``neighbour_pairs`` and
-    the distinct (receiver_id, item_id) pairs that received anything."""
+    the distinct (receiver_id, item_id) pairs that received anything (None: keep every pair;
+    the generator's E3 does not know yet who will receive)."""
     adopted = adopted.select(F.col("user_id").alias("adopter_id"), "item_id", "adopt_ts")
-    return (
-        adopted.join(
-            neighbours.select(
-                F.col("neighbour_id").alias("adopter_id"), F.col("user_id").alias("receiver_id")
-            ),
-            "adopter_id",
-        )
-        .join(received, ["receiver_id", "item_id"], "left_semi")
-        .groupBy("receiver_id", "item_id")
-        .agg(F.collect_list("adopt_ts").alias("adopt_times"))
+    pairs = adopted.join(
+        neighbours.select(
+            F.col("neighbour_id").alias("adopter_id"), F.col("user_id").alias("receiver_id")
+        ),
+        "adopter_id",
+    )
+    if received is not None:
+        pairs = pairs.join(received, ["receiver_id", "item_id"], "left_semi")
+    return pairs.groupBy("receiver_id", "item_id").agg(
+        F.collect_list("adopt_ts").alias("adopt_times")
     )
 
 
