@@ -17,7 +17,10 @@ It prints load, build and per-query times (mean, median, p95), the Spark per-que
 ratio, and how many sampled queries agree with the Spark rows on every weekly node set, and on
 edges, node features, label and fanout count. ``--networkx N`` also rebuilds the first N
 sampled queries with the weekly BFS and edges on networkx graphs (neighbours sorted at every
-visit), the comparator the issue names, with the same checks. A script, not a test.
+visit), the comparator the issue names, with the same checks. ``--pyg N`` rebuilds the first N
+with PyG's ``k_hop_subgraph`` and ``subgraph`` on each week's whole edge index (the other
+comparator the issue names); PyG has no fanout cap, so its node and edge checks are over the
+queries whose cap did not bite. A script, not a test.
 """
 
 from __future__ import annotations
@@ -285,6 +288,50 @@ def build_query_nx(world: World, graphs: dict, q: dict, fanout: int) -> dict:
     return features(world, {"weeks": weeks, "fanout_capped": n_capped}, q)
 
 
+def pyg_week_graph(world: World, query_day: dt.date, week: int) -> dict:
+    """The week's distinct share pairs (directed, PI-bin sums) and both directions of them."""
+    import torch
+    from torch_geometric.utils import coalesce
+
+    w, n_bins = world.cfg["obs_weeks"], world.cfg["pi_bins"]
+    first = (query_day - dt.date(1970, 1, 1)).days - 7 * (w - week)
+    mask = (world.day >= first) & (world.day < first + 7) & world.known
+    edge_index = torch.from_numpy(np.stack([world.src[mask], world.dst[mask]]).astype(np.int64))
+    attr = torch.nn.functional.one_hot(torch.from_numpy(world.bin[mask].astype(np.int64)),
+                                       n_bins).float()
+    n = len(world.nodes)
+    edge_index, attr = coalesce(edge_index, attr, num_nodes=n, reduce="sum")
+    both = coalesce(torch.cat([edge_index, edge_index.flip(0)], 1), num_nodes=n)
+    return {"directed": edge_index, "attr": attr, "both": both, "n": n}
+
+
+def build_query_pyg(world: World, graphs: dict, q: dict) -> dict:
+    """``build_query`` with ``k_hop_subgraph`` (2 hops, no fanout cap) and ``subgraph``."""
+    import torch
+    from torch_geometric.utils import k_hop_subgraph, subgraph
+
+    cfg = world.cfg
+    u = int(np.searchsorted(world.nodes, q["user_id"]))
+    day0 = (q["query_day"] - dt.date(1970, 1, 1)).days
+    key = u * world.item_span + q["item_id"]
+    lo, hi = np.searchsorted(world.recv_sorted, [key, key + 1])
+    recs = world.recv_order[lo:hi]
+    recs = recs[(world.ts[recs] <= q["query_ts"]) & (world.day[recs] >= day0 - 7 * cfg["obs_weeks"])
+                & (world.src[recs] != u)]
+    seeds = torch.tensor(sorted({u} | set(world.src[recs].tolist())), dtype=torch.long)
+    weeks = {}
+    for week in range(cfg["obs_weeks"]):
+        g = graphs[week]
+        subset, _, _, _ = k_hop_subgraph(seeds, 2, g["both"], num_nodes=g["n"])
+        subset = torch.unique(torch.cat([subset, seeds]))  # isolated seeds stay in
+        e, a = subgraph(subset, g["directed"], g["attr"], num_nodes=g["n"])
+        ids = world.nodes
+        weeks[week] = ({int(ids[v]) for v in subset.tolist()},
+                       {(int(ids[s]), int(ids[d])): row
+                        for (s, d), row in zip(e.t().tolist(), a.tolist(), strict=True)})
+    return features(world, {"weeks": weeks, "fanout_capped": 0}, q)
+
+
 def spark_row(row: dict) -> dict:
     ids = row["node_ids"]
     weeks = {}
@@ -321,6 +368,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--networkx", type=int, default=0,
                         help="also rebuild this many of the sampled queries with networkx")
+    parser.add_argument("--pyg", type=int, default=0,
+                        help="also rebuild this many of them with PyG k_hop_subgraph")
     args = parser.parse_args()
     lake = Path(args.lake)
     info = json.loads(read_table(lake / "shards" / "infnet_manifest")
@@ -406,6 +455,34 @@ def main() -> int:
         if spark_s:
             print(f"ratio networkx / spark per query: {nx_mean / spark_ms:.2f}x (mean)")
         print("networkx agreement with the spark rows: " + agreement(nx_rows, nx_results))
+
+    if args.pyg:
+        pyg_rows = rows[: args.pyg]
+        pyg_results, pyg_times, pyg_build = {}, [], 0.0
+        for query_day in sorted({r["query_day"] for r in pyg_rows}):
+            t0 = time.perf_counter()
+            graphs = {week: pyg_week_graph(world, query_day, week)
+                      for week in range(cfg["obs_weeks"])}
+            pyg_build += time.perf_counter() - t0
+            for row in (r for r in pyg_rows if r["query_day"] == query_day):
+                q = {"user_id": row["user_id"], "item_id": row["item_id"],
+                     "query_day": query_day, "query_ts": _us(row["query_ts"])}
+                t0 = time.perf_counter()
+                pyg_results[row["query_id"]] = build_query_pyg(world, graphs, q)
+                pyg_times.append(time.perf_counter() - t0)
+            del graphs
+        pyg_ms = sorted(1000 * t for t in pyg_times)
+        pyg_mean = statistics.fmean(pyg_ms)
+        print(f"pyg k_hop_subgraph: {len(pyg_ms)} queries, week graphs {pyg_build:.1f} s; "
+              f"per query ms: mean {pyg_mean:.2f}, median {statistics.median(pyg_ms):.2f}, "
+              f"p95 {pyg_ms[int(0.95 * (len(pyg_ms) - 1))]:.2f}")
+        if spark_s:
+            print(f"ratio pyg / spark per query: {pyg_mean / spark_ms:.2f}x (mean)")
+        uncapped = [r for r in pyg_rows if r["fanout_capped"] == 0]
+        for r in uncapped:
+            pyg_results[r["query_id"]]["fanout_capped"] = 0
+        print(f"pyg agreement on the {len(uncapped)} queries the cap did not bite: "
+              + agreement(uncapped, pyg_results))
     return 0
 
 

@@ -4,8 +4,8 @@
 
 Each argument is a run folder written by ``models.train`` (its ``results.json``) or a JSON file
 printed by ``models.evaluate`` (for instance the same checkpoint scored with
-``--opt temperature=0.5``). Rows are grouped by (dataset, model, evaluation options); a script
-that prints figures, not a test.
+``--opt temperature=0.5`` or ``--opt terminate_bias=-20``). Rows are grouped by (dataset, model,
+evaluation options); a script that prints figures, not a test.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 
 METRICS = ("macro_f1", "micro_f1", "macro_f1_early", "micro_f1_early", "msle", "hits@10",
            "map@10")
+SAMPLING = ("temperature", "terminate_bias")  # evaluation options that make a named variant
 # Table 2 (Macro-F1, Micro-F1) and Table 3 (first five users) of the NDM paper.
 PAPER = {
     ("irvine", "ndm"): (0.076, 0.108, 0.064, 0.065),
@@ -40,12 +41,12 @@ def load(path: Path, split: str) -> tuple[tuple, dict] | None:
         return None
     if "config" in blob:  # models.train results.json
         cfg = blob["config"]
-        opts = {k: v for k, v in (cfg.get("opts") or {}).items() if k == "temperature"}
+        opts = {k: v for k, v in (cfg.get("opts") or {}).items() if k in SAMPLING}
         key = (cfg.get("dataset"), cfg["model"], json.dumps(opts, sort_keys=True))
         return key, blob["metrics"][split]
     if blob.get("split") != split:
         return None
-    opts = {k: v for k, v in (blob.get("opts") or {}).items() if k == "temperature"}
+    opts = {k: v for k, v in (blob.get("opts") or {}).items() if k in SAMPLING}
     return (blob.get("dataset"), blob["model"], json.dumps(opts, sort_keys=True)), blob["metrics"]
 
 

@@ -43,7 +43,9 @@ training cascade), given, early, ks, seed, eval_batch, max_cascades (score only 
 quick checks), max_len (batches keep the first N users of longer cascades: bounds the (B, L, V)
 score tensors on generated worlds with very long cascades; 0 keeps all), temperature
 (simulate from softmax(scores / T); 1, the default, is the paper's protocol; the ``ndm-sharp``
-variant picks T < 1 on val, see README).
+variant picks T < 1 on val, see README), terminate_bias (added to the Terminate score before
+the temperature; 0, the default, is the paper's protocol; below 0 simulations run longer: the
+``ndm-fill`` variant picks it on val, see README).
 """
 
 from __future__ import annotations
@@ -136,6 +138,7 @@ def simulate(
     generator: torch.Generator,
     early: int = 0,
     temperature: float = 1.0,
+    terminate_bias: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """Monte Carlo continuation of one cascade prefix, all simulations as one batch.
 
@@ -145,6 +148,8 @@ def simulate(
         early: also count the users each simulation infects in its first ``early`` steps.
         temperature: sample from softmax(scores / temperature); 1 is the model's own
             distribution (the paper), below 1 sharpens it.
+        terminate_bias: added to the Terminate score before the temperature; below 0 the
+            simulations stop later (0: the paper).
 
     Returns:
         ``counts`` (vocab - 1,): how many simulations infected each user (prefix users: 0);
@@ -163,7 +168,13 @@ def simulate(
     infected[:, prefix] = True
     sim_of_row = torch.arange(n_sims, device=device)
     active = torch.ones(n_sims, dtype=torch.bool, device=device)
+    shift = None
+    if terminate_bias != 0.0:
+        shift = torch.zeros(vocab, device=device)
+        shift[terminate] = terminate_bias
     for step in range(max_new):
+        if shift is not None:
+            scores = scores + shift
         if temperature != 1.0:
             scores = scores / temperature
         probs = torch.softmax(scores.float().masked_fill(infected, float("-inf")), dim=-1)
@@ -212,6 +223,9 @@ class NdmTask(Task):
         self.temperature = _opt(o, "temperature", 1.0, float)
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        self.terminate_bias = _opt(o, "terminate_bias", 0.0, float)
+        if not math.isfinite(self.terminate_bias):
+            raise ValueError(f"terminate_bias must be finite, got {self.terminate_bias}")
         self.ks = [int(k) for k in str(o.get("ks", "10,50,100")).split(",")]
         self._rows: dict[str, list[dict[str, Any]]] | None = None
         self._n_users: int | None = None
@@ -319,7 +333,7 @@ class NdmTask(Task):
                 truth = users[1:]
                 if truth.numel() > 0:
                     out = simulate(model, users[:1], sims, truth.numel(), vocab, gen, self.early,
-                                   self.temperature)
+                                   self.temperature, self.terminate_bias)
                     p = out["counts"] / sims  # P_u^c
                     p_early = out["early_counts"] / sims
                     full["hit"].append(p[truth].sum().item())
@@ -333,7 +347,8 @@ class NdmTask(Task):
                 if size_sims > 0:
                     room = max(cap - given.numel(), 0)
                     out = simulate(model, given, size_sims, room, vocab, gen,
-                                   temperature=self.temperature)
+                                   temperature=self.temperature,
+                                   terminate_bias=self.terminate_bias)
                     pred = given.numel() + out["sizes"].double().mean().item()
                     true = float(users.numel())
                     sums["msle"] += (math.log(true) - math.log(pred)) ** 2

@@ -135,6 +135,27 @@ def test_simulation_temperature_sharpens():
         assert (out["counts"][1] / 8000).item() == pytest.approx(expected, abs=0.015)
 
 
+def test_simulation_terminate_bias_lengthens():
+    # Scores 0 for user 1 and for Terminate, -inf elsewhere: the first step picks user 1 or
+    # stops with odds 1:1 (size 1 with p = 1/2). A Terminate bias of -ln 3 makes the odds
+    # 3:1 (p = 3/4); at T = 0.5 the biased scores double, odds 9:1 (p = 0.9). After user 1
+    # only Terminate is left, so every simulation has size 0 or 1.
+    class Stop(ChainModel):
+        def _scores(self, last):
+            scores = torch.full((last.shape[0], 7), -1e9)
+            scores[:, 1], scores[:, 6] = 0.0, 0.0
+            return scores
+
+    model = Stop(Stop.Config(), META)
+    for bias, temperature, expected in ((0.0, 1.0, 0.5), (-math.log(3.0), 1.0, 0.75),
+                                        (-math.log(3.0), 0.5, 0.9)):
+        gen = torch.Generator().manual_seed(3)
+        out = simulate(model, torch.tensor([0]), 8000, 3, 7, gen, temperature=temperature,
+                       terminate_bias=bias)
+        assert (out["sizes"].double().mean()).item() == pytest.approx(expected, abs=0.015)
+        assert out["sizes"].max().item() == 1
+
+
 @pytest.mark.parametrize("dense_limit", [4096, 0])
 def test_ndm_incremental_matches_full_forward(dense_limit):
     torch.manual_seed(0)
