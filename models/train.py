@@ -50,6 +50,7 @@ import os
 import random
 import sys
 import time
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -603,6 +604,7 @@ def _train(cfg: TrainConfig, env: DistEnv) -> dict[str, Any] | None:
         while not finished and epoch < cfg.epochs:
             sampler.set_epoch(epoch)
             loss_sum, n_batches = 0.0, 0
+            began = time.perf_counter()
             bar = _progress(loader, env, f"epoch {epoch}")
             for batch in bar:
                 batch = to_device(batch, env.device)
@@ -617,6 +619,8 @@ def _train(cfg: TrainConfig, env: DistEnv) -> dict[str, Any] | None:
                 if env.main:
                     bar.set_postfix(loss=f"{loss.item():.4f}")
             train_loss = all_mean(loss_sum, n_batches, env)
+            # every example once per epoch over all ranks; ranks run in step (all-reduce)
+            per_s = len(train_set) / max(time.perf_counter() - began, 1e-9)
             val_metrics = evaluate_split(task, model, val_set, env)
             value = val_metrics.get(primary, float("nan"))
             improved = value > best_metric or best_epoch < 0
@@ -625,13 +629,14 @@ def _train(cfg: TrainConfig, env: DistEnv) -> dict[str, Any] | None:
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 bad_epochs += 1
-            history.append({"epoch": epoch, "train_loss": train_loss, "val": val_metrics})
+            history.append({"epoch": epoch, "train_loss": train_loss,
+                            "train_examples_per_s": per_s, "val": val_metrics})
             finished = epoch + 1 >= cfg.epochs or (0 < cfg.patience <= bad_epochs)
             states = gather_rng(env)
             if env.main:
                 log.info(
-                    "epoch %d train_loss %.5f val %s %.5f%s",
-                    epoch, train_loss, primary, value, " (best)" if improved else "",
+                    "epoch %d train_loss %.5f (%.0f examples/s) val %s %.5f%s",
+                    epoch, train_loss, per_s, primary, value, " (best)" if improved else "",
                 )
                 blob = _checkpoint(
                     cfg, model, optimizer, epoch, best_metric, best_epoch, bad_epochs, history,

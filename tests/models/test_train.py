@@ -199,6 +199,7 @@ def test_early_stopping(tmp_path):
     # lr = 0: val never improves after epoch 0, so patience 2 stops after epoch 2 of 10.
     res = train(_config(tmp_path, "es", lr=0.0, epochs=10, patience=2))
     assert [h["epoch"] for h in res["history"]] == [0, 1, 2]
+    assert all(h["train_examples_per_s"] > 0 for h in res["history"])  # throughput logged
     assert res["best_epoch"] == 0
     assert load_checkpoint(tmp_path / "es" / "checkpoint.pt")["finished"]
 
