@@ -17,7 +17,9 @@ epoch, so N processes see exactly the batches one process would. Rank r seeds wi
 ``seed + r``; DDP broadcasts rank 0's initial weights. Metrics cover the whole split: a task that
 defines ``metric_sums(model, examples, device) -> dict`` and ``metrics_from_sums(dict) -> dict``
 is scored on disjoint shards whose sums are gathered; any other task is scored by rank 0 and the
-metrics broadcast. Only rank 0 logs and writes.
+metrics broadcast. Only rank 0 logs and writes. Each epoch's log line and history entry carry the
+training throughput (``train_examples_per_s``: training examples over the epoch's training-loop
+wall time, all ranks together; validation excluded).
 
 Every epoch rank 0 writes ``OUT/checkpoint.pt`` (unwrapped model state, optimizer, epoch, the
 config as a dict, task/model names, every rank's RNG states, best metric, early-stopping
@@ -49,7 +51,6 @@ import logging
 import os
 import random
 import sys
-import time
 import time
 from collections.abc import Sequence
 from pathlib import Path
