@@ -161,19 +161,25 @@ class World:
         return adj, out
 
 
+def query_seeds(world: World, q: dict) -> set[int]:
+    """u and the senders who shared p with u in the observation weeks up to the query (compact
+    node ids): the BFS seeds every comparator starts from."""
+    u = int(np.searchsorted(world.nodes, q["user_id"]))
+    day0 = (q["query_day"] - dt.date(1970, 1, 1)).days
+    key = u * world.item_span + q["item_id"]
+    lo, hi = np.searchsorted(world.recv_sorted, [key, key + 1])
+    recs = world.recv_order[lo:hi]
+    recs = recs[(world.ts[recs] <= q["query_ts"])
+                & (world.day[recs] >= day0 - 7 * world.cfg["obs_weeks"])
+                & (world.src[recs] != u)]
+    return {u} | set(world.src[recs].tolist())
+
+
 def build_query(world: World, graphs: dict, q: dict, fanout: int) -> dict:
     """One query, from scratch: seeds, weekly BFS, edges, node features, label."""
     cfg = world.cfg
     w, n_bins = cfg["obs_weeks"], cfg["pi_bins"]
-    qts, u_id, p = q["query_ts"], q["user_id"], q["item_id"]
-    day0 = (q["query_day"] - dt.date(1970, 1, 1)).days
-    u = int(np.searchsorted(world.nodes, u_id))
-    key = u * world.item_span + p
-    lo, hi = np.searchsorted(world.recv_sorted, [key, key + 1])
-    recs = world.recv_order[lo:hi]
-    recs = recs[(world.ts[recs] <= qts) & (world.day[recs] >= day0 - 7 * w)
-                & (world.src[recs] != u)]
-    seeds = {u} | set(world.src[recs].tolist())
+    seeds = query_seeds(world, q)
 
     weeks, n_capped = {}, 0
     for week in range(w):
@@ -257,14 +263,7 @@ def build_query_nx(world: World, graphs: dict, q: dict, fanout: int) -> dict:
     """``build_query`` with the weekly BFS and edges done on networkx graphs (the issue's
     "plain per-query BFS"): neighbours sorted by recency at every visit, edges from subgraph."""
     cfg = world.cfg
-    u = int(np.searchsorted(world.nodes, q["user_id"]))
-    day0 = (q["query_day"] - dt.date(1970, 1, 1)).days
-    key = u * world.item_span + q["item_id"]
-    lo, hi = np.searchsorted(world.recv_sorted, [key, key + 1])
-    recs = world.recv_order[lo:hi]
-    recs = recs[(world.ts[recs] <= q["query_ts"]) & (world.day[recs] >= day0 - 7 * cfg["obs_weeks"])
-                & (world.src[recs] != u)]
-    seeds = {u} | set(world.src[recs].tolist())
+    seeds = query_seeds(world, q)
     weeks, n_capped = {}, 0
     for week in range(cfg["obs_weeks"]):
         g, und = graphs[week]
@@ -311,14 +310,7 @@ def build_query_pyg(world: World, graphs: dict, q: dict) -> dict:
     from torch_geometric.utils import k_hop_subgraph, subgraph
 
     cfg = world.cfg
-    u = int(np.searchsorted(world.nodes, q["user_id"]))
-    day0 = (q["query_day"] - dt.date(1970, 1, 1)).days
-    key = u * world.item_span + q["item_id"]
-    lo, hi = np.searchsorted(world.recv_sorted, [key, key + 1])
-    recs = world.recv_order[lo:hi]
-    recs = recs[(world.ts[recs] <= q["query_ts"]) & (world.day[recs] >= day0 - 7 * cfg["obs_weeks"])
-                & (world.src[recs] != u)]
-    seeds = torch.tensor(sorted({u} | set(world.src[recs].tolist())), dtype=torch.long)
+    seeds = torch.tensor(sorted(query_seeds(world, q)), dtype=torch.long)
     weeks = {}
     for week in range(cfg["obs_weeks"]):
         g = graphs[week]
@@ -359,6 +351,40 @@ def agreement(rows: list[dict], results: dict) -> str:
         agree["label"] += mine["label"] == theirs["label"]
         agree["fanout count"] += mine["fanout_capped"] == theirs["fanout_capped"]
     return ", ".join(f"{k} {v} / {len(rows)}" for k, v in agree.items())
+
+
+def compare(name: str, rows: list[dict], make_graphs, build_one, spark_ms: float | None,
+            uncapped_only: bool = False) -> None:
+    """Rebuild ``rows`` one query at a time with another comparator; print its times, its ratio
+    to Spark and its agreement with the Spark rows (only uncapped queries if it has no cap)."""
+    results, times, build_s = {}, [], 0.0
+    for query_day in sorted({r["query_day"] for r in rows}):
+        t0 = time.perf_counter()
+        graphs = make_graphs(query_day)
+        build_s += time.perf_counter() - t0
+        for row in (r for r in rows if r["query_day"] == query_day):
+            t0 = time.perf_counter()
+            results[row["query_id"]] = build_one(graphs, _query(row, query_day))
+            times.append(time.perf_counter() - t0)
+        del graphs
+    ms = sorted(1000 * t for t in times)
+    mean = statistics.fmean(ms)
+    print(f"{name}: {len(ms)} queries, week graphs {build_s:.1f} s; per query ms: "
+          f"mean {mean:.2f}, median {statistics.median(ms):.2f}, "
+          f"p95 {ms[int(0.95 * (len(ms) - 1))]:.2f}")
+    if spark_ms:
+        print(f"ratio {name} / spark per query: {mean / spark_ms:.2f}x (mean)")
+    if uncapped_only:
+        rows = [r for r in rows if r["fanout_capped"] == 0]
+        print(f"{name} agreement on the {len(rows)} queries the cap did not bite: "
+              + agreement(rows, results))
+    else:
+        print(f"{name} agreement with the spark rows: " + agreement(rows, results))
+
+
+def _query(row: dict, query_day: dt.date) -> dict:
+    return {"user_id": row["user_id"], "item_id": row["item_id"], "query_day": query_day,
+            "query_ts": _us(row["query_ts"])}
 
 
 def main() -> int:
@@ -402,10 +428,8 @@ def main() -> int:
         graphs = {week: world.week_graph(query_day, week) for week in range(cfg["obs_weeks"])}
         build_s += time.perf_counter() - t0
         for row in (r for r in rows if r["query_day"] == query_day):
-            q = {"user_id": row["user_id"], "item_id": row["item_id"], "query_day": query_day,
-                 "query_ts": _us(row["query_ts"])}
             t0 = time.perf_counter()
-            results[row["query_id"]] = build_query(world, graphs, q, fanout)
+            results[row["query_id"]] = build_query(world, graphs, _query(row, query_day), fanout)
             per_query.append(time.perf_counter() - t0)
         del graphs
 
@@ -413,14 +437,14 @@ def main() -> int:
     ms = sorted(1000 * t for t in per_query)
     mean_ms = statistics.fmean(ms)
     spark_s = info.get("build_seconds")
+    spark_ms = 1000 * spark_s / info["queries"] if spark_s else None
     print(f"sample: {n} of {len(keys)} queries ({sample_s:.1f} s to pick them from the shards)")
     print(f"python: load {load_s:.1f} s ({len(world.ts):,} share rows, "
           f"{len(world.buys.ts):,} purchases), week graphs {build_s:.1f} s "
           f"({len(query_days)} days x {cfg['obs_weeks']} weeks)")
     print(f"python per query ms: mean {mean_ms:.2f}, median {statistics.median(ms):.2f}, "
           f"p95 {ms[int(0.95 * (n - 1))]:.2f}, max {ms[-1]:.2f}")
-    if spark_s:
-        spark_ms = 1000 * spark_s / info["queries"]
+    if spark_ms:
         print(f"spark per query ms: {spark_ms:.3f} ({info['queries']:,} queries in "
               f"{spark_s:.1f} s, build and write)")
         print(f"ratio python / spark per query: {mean_ms / spark_ms:.2f}x (mean); "
@@ -430,59 +454,23 @@ def main() -> int:
     print("agreement with the spark rows: " + agreement(rows, results))
 
     if args.networkx:
-        nx_rows = rows[: args.networkx]
-        nx_results, nx_times, nx_build = {}, [], 0.0
-        for query_day in sorted({r["query_day"] for r in nx_rows}):
-            t0 = time.perf_counter()
+        def nx_graphs(query_day: dt.date) -> dict:
             graphs = {}
             for week in range(cfg["obs_weeks"]):
                 g = nx_week_graph(world, query_day, week)
                 # The undirected view once per graph: building it checks every node (~50 ms).
                 graphs[week] = (g, g.to_undirected(as_view=True))
-            nx_build += time.perf_counter() - t0
-            for row in (r for r in nx_rows if r["query_day"] == query_day):
-                q = {"user_id": row["user_id"], "item_id": row["item_id"],
-                     "query_day": query_day, "query_ts": _us(row["query_ts"])}
-                t0 = time.perf_counter()
-                nx_results[row["query_id"]] = build_query_nx(world, graphs, q, fanout)
-                nx_times.append(time.perf_counter() - t0)
-            del graphs
-        nx_ms = sorted(1000 * t for t in nx_times)
-        nx_mean = statistics.fmean(nx_ms)
-        print(f"networkx: {len(nx_ms)} queries, week graphs {nx_build:.1f} s; per query ms: "
-              f"mean {nx_mean:.2f}, median {statistics.median(nx_ms):.2f}, "
-              f"p95 {nx_ms[int(0.95 * (len(nx_ms) - 1))]:.2f}")
-        if spark_s:
-            print(f"ratio networkx / spark per query: {nx_mean / spark_ms:.2f}x (mean)")
-        print("networkx agreement with the spark rows: " + agreement(nx_rows, nx_results))
+            return graphs
+
+        compare("networkx", rows[: args.networkx], nx_graphs,
+                lambda graphs, q: build_query_nx(world, graphs, q, fanout), spark_ms)
 
     if args.pyg:
-        pyg_rows = rows[: args.pyg]
-        pyg_results, pyg_times, pyg_build = {}, [], 0.0
-        for query_day in sorted({r["query_day"] for r in pyg_rows}):
-            t0 = time.perf_counter()
-            graphs = {week: pyg_week_graph(world, query_day, week)
-                      for week in range(cfg["obs_weeks"])}
-            pyg_build += time.perf_counter() - t0
-            for row in (r for r in pyg_rows if r["query_day"] == query_day):
-                q = {"user_id": row["user_id"], "item_id": row["item_id"],
-                     "query_day": query_day, "query_ts": _us(row["query_ts"])}
-                t0 = time.perf_counter()
-                pyg_results[row["query_id"]] = build_query_pyg(world, graphs, q)
-                pyg_times.append(time.perf_counter() - t0)
-            del graphs
-        pyg_ms = sorted(1000 * t for t in pyg_times)
-        pyg_mean = statistics.fmean(pyg_ms)
-        print(f"pyg k_hop_subgraph: {len(pyg_ms)} queries, week graphs {pyg_build:.1f} s; "
-              f"per query ms: mean {pyg_mean:.2f}, median {statistics.median(pyg_ms):.2f}, "
-              f"p95 {pyg_ms[int(0.95 * (len(pyg_ms) - 1))]:.2f}")
-        if spark_s:
-            print(f"ratio pyg / spark per query: {pyg_mean / spark_ms:.2f}x (mean)")
-        uncapped = [r for r in pyg_rows if r["fanout_capped"] == 0]
-        for r in uncapped:
-            pyg_results[r["query_id"]]["fanout_capped"] = 0
-        print(f"pyg agreement on the {len(uncapped)} queries the cap did not bite: "
-              + agreement(uncapped, pyg_results))
+        compare("pyg k_hop_subgraph", rows[: args.pyg],
+                lambda day: {week: pyg_week_graph(world, day, week)
+                             for week in range(cfg["obs_weeks"])},
+                lambda graphs, q: build_query_pyg(world, graphs, q), spark_ms,
+                uncapped_only=True)
     return 0
 
 
