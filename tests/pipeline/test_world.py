@@ -23,7 +23,6 @@ def test_parse_effects():
 
 
 def test_config_rejects_bad_start():
-
     with pytest.raises(ValueError, match="Monday"):
         WorldConfig(start=dt.date(2026, 1, 6))
 
@@ -67,7 +66,6 @@ def test_referential_integrity(small_world):
 
 def test_times_inside_the_world(small_world):
     cfg, world = small_world
-
     lo = dt.datetime.combine(cfg.start, dt.time(), tzinfo=dt.UTC)
     for name in ("shares", "purchases", "browses", "touches"):
         row = world[name].agg(F.min("ts").alias("lo"), F.max("ts").alias("hi")).first()
