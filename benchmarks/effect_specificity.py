@@ -1,5 +1,5 @@
 """Specificity of the planted-effect tests: each effect's primary test on worlds with all
-effects on, none on, and exactly one of E1-E6 switched off (issue #3).
+effects on, none on, and exactly one of E1-E6 or E9 switched off (issues #3, #4).
 
     .venv/bin/python benchmarks/effect_specificity.py --root /tmp/spec [--worlds='all;none;-E2']
     .venv/bin/python benchmarks/effect_specificity.py --root /tmp/spec --retest
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "pipeline" / "stats"))
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
-WORLDS = ("all", "none", "-E1", "-E2", "-E3", "-E4", "-E5", "-E6")
+WORLDS = ("all", "none", "-E1", "-E2", "-E3", "-E4", "-E5", "-E6", "-E9")
 
 # Earlier primaries that are still computed, printed for comparison: the raw paired t of
 # Def. 4 (E1) and the item-level hub-sales test (E6). The earlier "adjusted" E2-E4 tests were

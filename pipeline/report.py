@@ -255,6 +255,31 @@ def fig_two_hop(lake: Lake, out: Path) -> Figure:
     )
 
 
+def fig_tie(lake: Lake, out: Path) -> Figure:
+    ci = _read(lake, "tie_ci")
+    png, tables = None, []
+    if ci is not None and not ci.empty:
+        ci = ci.sort_values("tie_score")
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.bar([f"{v:+.2f}" for v in ci["tie_score"]], ci["ci"] * 100, color="#999999")
+        for x, n in enumerate(ci["records"]):
+            ax.annotate(f"n={n}", (x, 0), ha="center", va="bottom", fontsize=6)
+        ax.set_xlabel("tie score: dear - cheap items the sender shared with the receiver "
+                      "before, clipped, / 3")
+        ax.set_ylabel("Taocode CI (%)")
+        ax.set_title("CI by the tie's price history (E9)")
+        png = _save(fig, out, "tie_price_history.png")
+        tables.append(("CI by tie score", ci))
+    return Figure(
+        "tie", "The tie's price history (Taocode edge features)",
+        "Records grouped by what their sender shared with the same receiver in the four weeks "
+        "before (dear minus cheap items, clipped to 3, scaled to [-1, 1]; 0 is also 'no "
+        "history'). Raw CIs mix in the item's own price (dear items' senders share dear "
+        "items); the specific test compares records of the same item.",
+        png, tables, ("E9",), ("tie_ci",),
+    )
+
+
 # -- RiseNet Fig. 2 and 3 ---------------------------------------------------------------------
 
 
@@ -428,7 +453,7 @@ def fig_dynamics(lake: Lake, out: Path) -> Figure:
 
 
 FIGURES = (
-    fig_ci_lift, fig_degree_gap, fig_close_neighbours, fig_two_hop,
+    fig_ci_lift, fig_degree_gap, fig_close_neighbours, fig_two_hop, fig_tie,
     fig_mdsw, fig_hub_counts, fig_scale_sales, fig_hub_sales, fig_dynamics,
 )
 

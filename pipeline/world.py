@@ -31,29 +31,39 @@ The world, in order of generation:
         + E3 * e3_close * log1p(min(10, receiver's neighbours who adopted the item earlier))
         + E4 * sender_received * (e4_received + e4_bought * sender_bought)     2-hop
         + E6 * e6_hub * sender_is_hub
+        + E9 * e9_tie * tie_score(sender -> receiver shares of dear / cheap items, 4 weeks before)
 
   With an effect off its term is zero. With E1 off a share converts exactly like a browse.
   E2 and E3 act on what Fig. 2(b) and 2(c) and ``observe`` measure. E2's degree: distinct
   in- plus out-neighbours over the share edges first used in weeks before the record's (gap
   clipped to [-3, 3]). E3's count: the receiver's neighbours in the merged share graph who
   received the item and bought it (first purchase at or after receipt) before the record. A
-  record's outcome cannot wait for the whole network, so with E2 or E3 on the cascades are
-  generated twice from the same random draws: first without E2 and E3, giving the network
+  record's outcome cannot wait for the whole network, so with E2, E3 or E9 on the cascades are
+  generated twice from the same random draws: first without E2, E3 and E9, giving the network
   whose prior degrees E2 reads (``prior_degrees``) and whose neighbours E3 counts
-  (``network_neighbours``), then with them. E2 and E3 change only which records convert and,
-  through re-sharing, a few subtrees, so the degrees E2 reads are the observed ones for
-  almost every record (``test_world``); E3 counts the adopters of earlier hops (not those of
-  the same hop). Before: E2 read latent log *sending activity*, of which hubs have 40 times
-  more while an ordinary user's observed degree is mostly in-degree, so at the same observed
-  gap hub senders carried a larger true gap and E2 alone made the hub test fire with E6 off;
-  E3 counted buyers in the receiver's latent community, more of whom lie beyond the observed
-  neighbours deeper in a cascade, so E3 alone made the 2-hop test fire with E4 off.
+  (``network_neighbours``) and whose ties E9 reads, then with them. E2, E3 and E9 change only
+  which records convert and, through re-sharing, a few subtrees, so the degrees E2 reads are the
+  observed ones for most records (92 % on ``test_world``'s world); E3 counts the adopters of
+  earlier hops (not those of the same hop). Before: E2 read latent log *sending activity*, of
+  which hubs have 40 times more while an ordinary user's observed degree is mostly in-degree, so
+  at the same observed gap hub senders carried a larger true gap and E2 alone made the hub test
+  fire with E6 off; E3 counted buyers in the receiver's latent community, more of whom lie
+  beyond the observed neighbours deeper in a cascade, so E3 alone made the 2-hop test fire with
+  E4 off.
   Nothing acts backwards in time: E3 counts neighbours who bought the item *before* the
   record (in earlier hops; never the receiver), and E4's ``sender_bought`` is a
   purchase by a re-sharer before they re-shared. A cascade seed never received the item, so
   its own purchase is not a 2-hop signal. (Before, E3 counted every buyer of earlier hops
   whatever the time, which made it a function of the hop and leaked into the 2-hop and
   degree tests; a seed's purchase, possibly after its share, counted as E4.)
+* **E9** a tie's price history: a share converts better when its sender shared *dear* items
+  (price index >= 0.5) with this receiver in the four weeks before the record's week, and worse
+  when they shared cheap ones: ``tie_score = clip(dear - cheap, -3, 3) / 3`` in [-1, 1], 0
+  without history (``pipeline.stats.common.tie_history``, the function ``observe`` uses). It
+  does not depend on the item being shared, and of all the share graph's traces only the
+  weekly Taocode edge features (PI bins per pair and week) carry it: it is the mechanism the
+  InfNet paper credits those features with. Like E2 and E3 it reads the network of the first
+  pass (``tie_history`` of its records); re-sharing changes a few subtrees in between.
 * **E5** rising stars: before the surge their seeds come in bursts in two of weeks 1-4 (the
   weekly diffusion scale fluctuates) and hubs pick them ``e5_hub_pick`` more often; after week 4
   an outside demand surge adds organic purchases so that each one's sales in weeks 5-6 are
@@ -79,8 +89,9 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline import schemas
+from pipeline.stats.common import DEAR_PI, TIE_CAP, TIE_WEEKS
 
-EFFECTS = ("E1", "E2", "E3", "E4", "E5", "E6", "E7", "E8")
+EFFECTS = ("E1", "E2", "E3", "E4", "E5", "E6", "E7", "E8", "E9")
 
 _TWO53 = float(2**53)
 _RISING_OFFSET = 137
@@ -135,6 +146,7 @@ class WorldConfig:
     e4_received: float = 0.35
     e4_bought: float = 0.5
     e6_hub: float = 0.4
+    e9_tie: float = 2.0
     e5_hub_pick: float = 0.03
     e5_other_pick: float = 0.003
     rising_every: int = 0  # 0: one star per 2000 items, at least one per top category
@@ -470,14 +482,16 @@ def expand(
     adoptions: DataFrame | None,
     hop: int,
     degrees: DataFrame | None = None,
+    ties: DataFrame | None = None,
 ) -> DataFrame:
     """One hop: every sharer sends the item to receivers; each record gets its outcome.
 
     ``adoptions``: (receiver_id, item_id, adopt_times) from ``neighbour_adoptions`` over the
     records of earlier hops, for E3: a record counts the receiver's neighbours who adopted the
     item before it (None: no earlier adopters, E3 adds nothing). ``degrees``:
-    ``prior_degrees`` of the network E2 reads (None: E2 adds nothing). Returns the records
-    with ``bought``/``buy_t``/``reshare``.
+    ``prior_degrees`` of the network E2 reads (None: E2 adds nothing); ``ties``: its
+    ``tie_history`` that E9 reads (None: E9 adds nothing). Returns the records with
+    ``bought``/``buy_t``/``reshare``.
     """
     s = cfg.seed
     size = cfg.community_size
@@ -540,6 +554,10 @@ def expand(
         recs = recs.withColumn("s_deg", F.lit(None).cast("double")).withColumn(
             "r_deg", F.lit(None).cast("double")
         )
+    if ties is not None:
+        recs = with_tie_score(recs, ties)
+    else:
+        recs = recs.withColumn("tie", F.lit(0.0))
     logit = F.lit(cfg.base_logit) + F.col("appeal")
     if cfg.on("E1"):
         logit = logit + cfg.e1_lift + cfg.e1_pi_slope * F.col("price_index")
@@ -557,6 +575,8 @@ def expand(
         )
     if cfg.on("E6"):
         logit = logit + cfg.e6_hub * F.col("s_hub").cast("double")
+    if ties is not None:
+        logit = logit + cfg.e9_tie * F.col("tie")
     bought = uniform(s, f"buy{hop}", "rec_key") < _sigmoid(logit)
     buy_delay = exponential(s, f"buy-delay{hop}", cfg.buy_delay_hours * 3600, "rec_key").cast(
         "long"
@@ -590,6 +610,7 @@ def expand(
             "s_received",
             "s_bought",
             "n_close",
+            "tie",
             "price_index",
             "appeal",
         )
@@ -634,6 +655,23 @@ def with_prior_degrees(recs: DataFrame, degrees: DataFrame) -> DataFrame:
         .withColumn("r_deg", F.log1p(F.col("receiver_prior_degree").cast("double")))
         .drop("week", "sender_prior_degree", "receiver_prior_degree")
     )
+
+
+def tie_history(records: DataFrame) -> DataFrame:
+    """``common.tie_history`` of the records (weeks numbered from the world's start), the
+    table E9 reads."""
+    from pipeline.stats.common import tie_history as history
+
+    week = F.floor(F.col("t") / WEEK_S).cast("int").alias("week")
+    return history(records.select("sender_id", "receiver_id", week, "price_index"))
+
+
+def with_tie_score(recs: DataFrame, ties: DataFrame) -> DataFrame:
+    """Add ``tie``: the ``tie_score`` of each record's pair in ``ties`` (``tie_history``)."""
+    from pipeline.stats.common import with_tie_score as join
+
+    recs = recs.withColumn("week", F.floor(F.col("t") / WEEK_S).cast("int"))
+    return join(recs, ties, "tie").drop("week")
 
 
 def next_sharers(records: DataFrame, cfg: WorldConfig) -> DataFrame:
@@ -796,6 +834,9 @@ def truth_rows(cfg: WorldConfig) -> list[tuple]:
         ("E6", on("E6"), "e6_hub", cfg.e6_hub, "logit if the sender is a hub"),
         ("E7", on("E7"), "e7_same_tier", cfg.e7_same_tier, "P(receiver/item in sender's tier)"),
         ("E8", on("E8"), "touch_session_rate", cfg.touch_session_rate, "sessions per browse"),
+        ("E9", on("E9"), "e9_tie", cfg.e9_tie,
+         f"logit per tie_score: clip(dear - cheap, -{TIE_CAP}, {TIE_CAP}) / {TIE_CAP} over the "
+         f"pair's shares in the {TIE_WEEKS} weeks before; dear: PI >= {DEAR_PI}"),
     ]
     for key, value in asdict(cfg).items():
         if key in {"effects", "start"}:
@@ -850,24 +891,31 @@ def _cascades(
     neighbours: DataFrame | None,
     scratch,
     progress,
+    ties: DataFrame | None = None,
 ) -> DataFrame:
-    """All hops of the cascades from the seeds ``sharers``; E2 reads ``degrees`` and E3
-    ``neighbours`` (both None: the network pass, without E2 and E3)."""
-    network_pass = (cfg.on("E2") or cfg.on("E3")) and degrees is None and neighbours is None
+    """All hops of the cascades from the seeds ``sharers``; E2 reads ``degrees``, E3
+    ``neighbours`` and E9 ``ties`` (all None: the network pass, without E2, E3 and E9)."""
+    network_pass = _two_pass(cfg) and degrees is None and neighbours is None and ties is None
     hops: list[DataFrame] = []
     for hop in range(cfg.hops):
         adoptions = None
         if hops and neighbours is not None:
             adoptions = neighbour_adoptions(hops, neighbours)
-        recs = expand(sharers, cfg, adoptions, hop, degrees)
+        recs = expand(sharers, cfg, adoptions, hop, degrees, ties)
         recs = _materialize(recs, scratch / f"hop={hop}", spark)
         hops.append(recs)
         sharers = next_sharers(recs, cfg)
-        progress(f"world: hop {hop} done" + (" (network without E2, E3)" if network_pass else ""))
+        note = " (network without E2, E3, E9)" if network_pass else ""
+        progress(f"world: hop {hop} done{note}")
     records = hops[0]
     for h in hops[1:]:
         records = records.unionByName(h)
     return records
+
+
+def _two_pass(cfg: WorldConfig) -> bool:
+    """E2, E3 and E9 read the network of a first pass without them."""
+    return cfg.on("E2") or cfg.on("E3") or cfg.on("E9")
 
 
 def generate(
@@ -887,20 +935,24 @@ def generate(
     progress("world: browses and cascade seeds done")
 
     sharers = seed_df.drop("browse_t", "buy_t")
-    degrees = neighbours = None
-    if cfg.on("E2") or cfg.on("E3"):
-        # The network without E2 and E3 (same draws), whose prior degrees E2 reads and whose
-        # neighbours E3 counts; see the module docstring.
+    degrees = neighbours = ties = None
+    if _two_pass(cfg):
+        # The network without E2, E3 and E9 (same draws), whose prior degrees E2 reads, whose
+        # neighbours E3 counts and whose ties' price history E9 reads; see the module docstring.
         network = _cascades(spark, cfg, sharers, None, None, scratch / "network", progress)
         if cfg.on("E2"):
             degrees = _materialize(prior_degrees(network), scratch / "degrees", spark)
         if cfg.on("E3"):
             neighbours = _materialize(network_neighbours(network), scratch / "neighbours", spark)
-    records = _cascades(spark, cfg, sharers, degrees, neighbours, scratch, progress)
+        if cfg.on("E9"):
+            ties = _materialize(tie_history(network), scratch / "ties", spark)
+    records = _cascades(spark, cfg, sharers, degrees, neighbours, scratch, progress, ties)
     inputs = records
     if degrees is None:
         # Not read by the share model; in ``_records`` as the observable covariate.
-        inputs = with_prior_degrees(records.drop("s_deg", "r_deg"), prior_degrees(records))
+        inputs = with_prior_degrees(inputs.drop("s_deg", "r_deg"), prior_degrees(records))
+    if ties is None:
+        inputs = with_tie_score(inputs.drop("tie"), tie_history(records))
 
     purchases = (
         browse_df.where(F.col("buy_t").isNotNull())

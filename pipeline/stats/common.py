@@ -272,3 +272,50 @@ def prior_degree(new_edges: Column) -> Column:
     earlier = F.filter(new_edges, lambda e: e["week"] < F.col("week"))
     total = F.aggregate(earlier, F.lit(0).cast("long"), lambda acc, e: acc + e["n"])
     return F.coalesce(total, F.lit(0).cast("long"))
+
+
+# A tie's price history (E9): what a sender shared with a receiver in the weeks before.
+DEAR_PI = 0.5  # an item with price index >= DEAR_PI is "dear", below it "cheap"
+TIE_WEEKS = 4  # the weeks before a record's week that its tie history covers
+TIE_CAP = 3  # |dear - cheap| is clipped here; tie_score = clipped / TIE_CAP in [-1, 1]
+
+
+def tie_history(shares: DataFrame, weeks: int = TIE_WEEKS) -> DataFrame:
+    """(sender_id, receiver_id, week, tie_dear, tie_cheap): per directed pair and week w, how
+    many of the pair's share records in weeks w - ``weeks`` .. w - 1 carried a dear and a cheap
+    item (``shares`` has sender_id, receiver_id, week and price_index).
+
+    Only (pair, week) rows with some history exist: join it ``left`` on (sender_id,
+    receiver_id, week) and read a missing row as no history (``tie_score``). Each (pair,
+    week) of records is spread to the ``weeks`` weeks it informs, so the join is 1:1 and
+    costs ``weeks`` rows per active (pair, week), however often the pair shares.
+    """
+    dear = (F.col("price_index") >= DEAR_PI).cast("long")
+    per_week = (
+        shares.where(F.col("sender_id") != F.col("receiver_id"))
+        .groupBy("sender_id", "receiver_id", "week")
+        .agg(F.sum(dear).alias("d"), F.sum(1 - dear).alias("c"))
+    )
+    return (
+        per_week.withColumn("week", F.explode(F.sequence(
+            F.col("week") + 1, F.col("week") + F.lit(weeks))))
+        .groupBy("sender_id", "receiver_id", "week")
+        .agg(F.sum("d").alias("tie_dear"), F.sum("c").alias("tie_cheap"))
+    )
+
+
+def tie_score(dear: Column, cheap: Column) -> Column:
+    """clip(dear - cheap, -TIE_CAP, TIE_CAP) / TIE_CAP; 0 without history (null counts)."""
+    diff = F.coalesce(dear, F.lit(0)) - F.coalesce(cheap, F.lit(0))
+    clipped = F.greatest(F.lit(-TIE_CAP), F.least(F.lit(TIE_CAP), diff))
+    return (clipped / F.lit(float(TIE_CAP))).cast("double")
+
+
+def with_tie_score(shares: DataFrame, ties: DataFrame, name: str = "tie_score") -> DataFrame:
+    """Add ``name``: the ``tie_score`` of each record's (sender, receiver) pair in the weeks
+    before its ``week``, from a ``tie_history`` table."""
+    return (
+        shares.join(ties, ["sender_id", "receiver_id", "week"], "left")
+        .withColumn(name, tie_score(F.col("tie_dear"), F.col("tie_cheap")))
+        .drop("tie_dear", "tie_cheap")
+    )

@@ -14,8 +14,10 @@ module computes the same columns from three shared lookup tables, built once:
 * per user: merged-graph degree and that histogram, joined on sender and on receiver.
 
 So the record stream is shuffled four times: by (receiver, item), (sender, item), sender and
-receiver. The column expressions are the ones the single-statistic functions use, so both
-paths compute the same values (``tests/pipeline/stats/test_features.py`` checks it).
+receiver; a fifth shuffle by (sender, receiver, week) adds the tie's price history
+(``common.tie_history``, E9), which needs the items' price index. The column expressions are
+the ones the single-statistic functions use, so both paths compute the same values
+(``tests/pipeline/stats/test_features.py`` checks it).
 """
 
 from __future__ import annotations
@@ -34,13 +36,15 @@ from pipeline.stats.common import (
     neighbour_pairs,
     prior_degree,
     prior_degree_weeks,
+    tie_history,
     user_degrees_from_edges,
+    with_tie_score,
 )
 
 SHARE_FEATURE_COLUMNS = [
     "sender_id", "receiver_id", "item_id", "ts", "week", "top_category", "converted",
     "sender_degree", "receiver_degree", "sender_prior_degree", "receiver_prior_degree",
-    "close_neighbours", "delta_weeks", "sender_bought",
+    "close_neighbours", "delta_weeks", "sender_bought", "tie_score",
 ]
 
 
@@ -82,7 +86,7 @@ def share_features(
 
     Args:
         shares: raw share records with ``week``.
-        items: raw items (for ``top_category``; broadcast, one row per item).
+        items: raw items (``top_category`` and ``price_index``; broadcast, one row per item).
         degrees: ``user_degrees`` of the records (the committed ``stats/user_degree``).
         lookups: ``Lookups.build(shares, purchases)``.
         window_days / attribution: see ``common.with_conversion``.
@@ -104,8 +108,11 @@ def share_features(
     users = degrees.select("user_id", "degree").join(
         prior_degree_weeks(lookups.edges), "user_id", "full"
     )
+    priced = shares.join(
+        F.broadcast(items.select("item_id", "top_category", "price_index")), "item_id", "left"
+    )
     out = (
-        shares.join(F.broadcast(items.select("item_id", "top_category")), "item_id", "left")
+        priced
         # (receiver, item): conversion and close neighbours
         .join(as_receiver, ["receiver_id", "item_id"], "left")
         .join(adoption, ["receiver_id", "item_id"], "left")
@@ -132,4 +139,5 @@ def share_features(
             .drop(F.col(f"_{role}.user_id"), F.col(f"_{role}.degree"),
                   F.col(f"_{role}._new_edges"))
         )
+    out = with_tie_score(out, tie_history(priced))
     return out.select(*SHARE_FEATURE_COLUMNS)

@@ -6,7 +6,9 @@ The InfNet mechanisms act on the same share records and their observable traces 
 * degree gap (E2): the sender's and the receiver's prior degrees;
 * close neighbours (E3): the receiver's neighbours who adopted the item before the record;
 * 2-hop (E4): whether the sender received the item earlier, and bought it in between;
-* hubs (E6): whether the sender is among the top senders.
+* hubs (E6): whether the sender is among the top senders;
+* a tie's price history (E9): dear minus cheap items the sender shared with this receiver in
+  the weeks before (``tie_score``).
 
 Seeds of cascades are active users (high degree, often hubs) who never received the item, and
 re-sharers received it and often bought it; a receiver with many neighbours has more adopters
@@ -49,11 +51,12 @@ def with_covariates(features: DataFrame, hub_percent: float, close_cap: int) -> 
 
     Scores: ``log_gap`` = log1p(sender prior degree) - log1p(receiver prior degree) (E2),
     ``close`` = close neighbours capped at ``close_cap`` (E3), ``received`` / ``bought``
-    (E4), ``hub`` (E6, the top ``ADJUST_HUB_FACTOR * hub_percent`` % of senders).
+    (E4), ``hub`` (E6, the top ``ADJUST_HUB_FACTOR * hub_percent`` % of senders),
+    ``tie_score`` (E9).
     Strata labels (strings): ``gap_s`` (log gap floored, clipped to -3..3), ``recv_deg_s``
     (log2 bin of the receiver's prior degree), ``close_s``, ``delta_s`` (the 2-hop week gap,
-    0 = never received), ``bought_s``, ``hub_s`` and ``repeat_s`` (the receiver had received
-    the item before this record).
+    0 = never received), ``bought_s``, ``hub_s``, ``tie_s`` (the tie score, 7 values) and
+    ``repeat_s`` (the receiver had received the item before this record).
     """
     hubs = sender_hubs(features, ADJUST_HUB_FACTOR * hub_percent)
     first = features.groupBy("receiver_id", "item_id").agg(F.min("ts").alias("_first_ts"))
@@ -82,6 +85,7 @@ def with_covariates(features: DataFrame, hub_percent: float, close_cap: int) -> 
         .withColumn("repeat_s", (F.col("ts") > F.col("_first_ts")).cast("int").cast("string"))
         .withColumn("bought_s", F.col("bought").cast("string"))
         .withColumn("hub_s", F.col("hub").cast("string"))
+        .withColumn("tie_s", F.col("tie_score").cast("string"))
     )
 
 
@@ -96,7 +100,7 @@ def specific_tests(
     close_cap: int = 5,
     min_item_records: int = 5,
 ) -> list[sig.TestResult]:
-    """The specific test of each share mechanism (E1-E4, E6); see the module docstring.
+    """The specific test of each share mechanism (E1-E4, E6, E9); see the module docstring.
 
     Args:
         features: ``stats/share_features``.
@@ -130,14 +134,16 @@ def specific_tests(
          "log2 receiver prior degree x repeat receipt", "conversion per log degree"),
         # E3 adjusts for E4 (a sender who bought is itself a close neighbour), E6 and E2 (the
         # gap bin and the receiver's degree bin: receivers with more neighbours have more
-        # adopters around them whatever the neighbours do). Not for repeat receipts: adopters
-        # re-share (to this receiver too), so a repeat receipt is on the path from close
-        # neighbours to conversion, and holding it fixed biases the trend.
+        # adopters around them whatever the neighbours do), and E9 (the tie score: a sender
+        # who shares dear items with a receiver does so with the receiver's neighbours too,
+        # so under E9 they buy together; z 11 with E3 off before this stratum). Not for repeat
+        # receipts: adopters re-share (to this receiver too), so a repeat receipt is on the
+        # path from close neighbours to conversion, and holding it fixed biases the trend.
         ("close_neighbours", "E3", cov, "close",
-         ("delta_s", "bought_s", "hub_s", "gap_s", "recv_deg_s"),
+         ("delta_s", "bought_s", "hub_s", "gap_s", "recv_deg_s", "tie_s"),
          "specific trend of conversion on close neighbours, strata = item x 2-hop week gap x "
-         "sender bought x hub-like sender x degree-gap bin x log2 receiver prior degree",
-         "conversion per close neighbour"),
+         "sender bought x hub-like sender x degree-gap bin x log2 receiver prior degree x "
+         "tie score", "conversion per close neighbour"),
         # E4 (received) adjusts for E2 and E6: senders who never received the item are cascade
         # seeds, active users and hubs, whose receivers convert more under E2 and E6.
         ("two_hop", "E4", cov, "received", ("close_s", "hub_s", "gap_s", "recv_deg_s"),
@@ -159,6 +165,16 @@ def specific_tests(
          "specific record-level difference of conversion, hub-like sender vs not, strata = "
          "item x close neighbours x 2-hop week gap x sender bought x degree-gap bin x log2 "
          "receiver prior degree", "conversion difference"),
+        # E9 within items: an item's own price (E1) and its sender's tier (E7, which sets both
+        # the item's and the tie's price mix) are fixed in the item stratum; the other
+        # mechanisms' covariates as for E6, and the hub bin: hubs share with the same
+        # receivers often, so they have the longest tie histories.
+        ("tie_ci", "E9", cov, "tie_score",
+         ("close_s", "delta_s", "bought_s", "hub_s", "gap_s", "recv_deg_s"),
+         "specific trend of conversion on the tie's price history (dear - cheap items the "
+         "sender shared with the receiver in the weeks before, clipped, in [-1, 1]), strata = "
+         "item x close neighbours x 2-hop week gap x sender bought x hub-like sender x "
+         "degree-gap bin x log2 receiver prior degree", "conversion per unit tie score"),
     ]
     for statistic, effect, data, score, labels, text, unit in specs:
         r = sig.stratified_trend(data.withColumn("_stratum", _strata(*labels)), "_stratum",
@@ -177,7 +193,7 @@ def _plain_share_vs_browse(
 ) -> sig.TestResult:
     """E1 without the other mechanisms: per item, the CI of share records that carry none of
     their covariates (sender never received the item, no close neighbour, sender not hub-like,
-    log1p prior-degree gap within +-0.5) against the item's browse CI, paired t.
+    log1p prior-degree gap within +-0.5, tie score 0) against the item's browse CI, paired t.
 
     Why: every social mechanism lifts share conversion above browsing, so the raw paired t of
     Def. 4 finds a lift with E1 off (+71 % on a generated world). The gap band is symmetric
@@ -186,7 +202,7 @@ def _plain_share_vs_browse(
     """
     plain = cov.where(
         (F.col("received") == 0) & (F.col("close") == 0) & (F.col("hub") == 0)
-        & (F.abs(F.col("log_gap")) < 0.5)
+        & (F.abs(F.col("log_gap")) < 0.5) & (F.col("tie_score") == 0)
     )
     per_item = plain.groupBy("item_id").agg(
         F.count(F.lit(1)).alias("plain_records"),
@@ -207,7 +223,7 @@ def _plain_share_vs_browse(
     return sig.TestResult(
         "conversion_index", "E1", "specific paired t over items (CI of share records with no "
         "other mechanism's covariate - CI_browse): sender never received it, no close "
-        "neighbour, sender not hub-like, |log1p prior-degree gap| < 0.5",
+        "neighbour, sender not hub-like, |log1p prior-degree gap| < 0.5, tie score 0",
         t["rel_diff"], "relative difference of mean CIs", t["t"], t["p"], t["n"],
         f"mean CI plain taocode {t['mean_a']}, mean CI browse {t['mean_b']}",
     )

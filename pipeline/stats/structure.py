@@ -1,4 +1,5 @@
-"""InfNet Sec. 3.3: degree-gap CI (Fig. 2b) and close neighbours (Fig. 2c).
+"""InfNet Sec. 3.3: degree-gap CI (Fig. 2b) and close neighbours (Fig. 2c); and the CI by a
+tie's price history (``tie_ci``), the trace of E9 that only the Taocode edge features carry.
 
 Input share records carry ``converted`` (see ``common.with_conversion``). Degrees are distinct
 in- plus out-neighbours over the share graph merged across all weeks (``common.user_degrees``).
@@ -16,6 +17,15 @@ DEGREE_GAP_CI = T.StructType(
     [
         T.StructField("sender_degree", T.LongType()),
         T.StructField("receiver_degree", T.LongType()),
+        T.StructField("records", T.LongType()),
+        T.StructField("conversions", T.LongType()),
+        T.StructField("ci", T.DoubleType()),
+    ]
+)
+
+TIE_CI = T.StructType(
+    [
+        T.StructField("tie_score", T.DoubleType()),
         T.StructField("records", T.LongType()),
         T.StructField("conversions", T.LongType()),
         T.StructField("ci", T.DoubleType()),
@@ -154,4 +164,15 @@ def close_neighbours_ci(shares_with_close: DataFrame) -> DataFrame:
     per_category = conversion_counts(shares_with_close, "top_category", "close_neighbours")
     return overall.unionByName(per_category).select(
         *[F.col(f.name).cast(f.dataType) for f in CLOSE_NEIGHBOURS.fields]
+    )
+
+
+def tie_ci(features: DataFrame) -> DataFrame:
+    """Taocode CI by the record's ``tie_score`` (``common.tie_score``: dear minus cheap items
+    the sender shared with this receiver in the weeks before, clipped and scaled to [-1, 1];
+    0 without history). Raw: items of senders who share dear ones are dear themselves (E7) and
+    dear items convert differently (E1); the specific test of ``specific`` compares within
+    items."""
+    return conversion_counts(features, "tie_score").select(
+        *[F.col(f.name).cast(f.dataType) for f in TIE_CI.fields]
     )

@@ -29,7 +29,7 @@ def test_report_has_every_figure(spark, lake, tmp_path):
     assert pngs == sorted([
         "infnet_fig2a_ci_lift.png", "infnet_fig2b_degree_gap.png",
         "infnet_fig2c_close_neighbours.png", "infnet_fig2d_two_hop.png",
-        "risenet_fig2a_mdsw.png", "risenet_fig2b_hub_counts.png",
+        "tie_price_history.png", "risenet_fig2a_mdsw.png", "risenet_fig2b_hub_counts.png",
         "risenet_fig2c_scale_sales.png", "risenet_fig2d_hub_sales.png",
         "risenet_fig3_dynamics.png",
     ])
@@ -38,4 +38,4 @@ def test_report_has_every_figure(spark, lake, tmp_path):
         assert (out / png).stat().st_size > 5000
     assert "Planted truth" in page and "e1_lift" in page
     assert "planted effects switched on: <b>E1</b>" in page
-    assert page.count("<section") == 9 + 2  # figures + all tests + run log
+    assert page.count("<section") == 10 + 2  # figures + all tests + run log

@@ -18,8 +18,8 @@ def test_parse_effects():
     assert parse_effects("none") == frozenset()
     assert parse_effects("e1, E3") == {"E1", "E3"}
     assert parse_effects("-E2") == frozenset(EFFECTS) - {"E2"}
-    with pytest.raises(ValueError, match="E9"):
-        parse_effects("E1,E9")
+    with pytest.raises(ValueError, match="E10"):
+        parse_effects("E1,E10")
 
 
 def test_config_rejects_bad_start():
@@ -121,6 +121,7 @@ def _share_model_fit(spark, effects, tmp_path, n=40_000, seed=11):
         F.col("s_received").cast("double").alias("received"),
         (F.col("s_received") & F.col("s_bought")).cast("double").alias("sbought"),
         F.col("s_hub").cast("double").alias("hub"),
+        F.col("tie").alias("tie"),
         F.col("bought").cast("double").alias("y"),
         "appeal",
     )
@@ -129,7 +130,7 @@ def _share_model_fit(spark, effects, tmp_path, n=40_000, seed=11):
         .select(
             F.lit(0.0).alias("share"),
             "price_index",
-            *[F.lit(0.0).alias(c) for c in ("gap", "close", "received", "sbought", "hub")],
+            *[F.lit(0.0).alias(c) for c in ("gap", "close", "received", "sbought", "hub", "tie")],
             F.col("buy_t").isNotNull().cast("double").alias("y"),
             "appeal",
         )
@@ -139,11 +140,11 @@ def _share_model_fit(spark, effects, tmp_path, n=40_000, seed=11):
     # share x PI is E1's slope. The item's latent appeal is a covariate: the gap is observed
     # (prior degrees), and bigger cascades of appealing items give their re-sharers more
     # neighbours, so leaving appeal out confounds the gap.
-    x = np.column_stack([share, share * pi, rows[:, 2:7], rows[:, 8]])
-    names = ["share", "share_pi", "gap", "close", "received", "sbought", "hub", "appeal"]
+    x = np.column_stack([share, share * pi, rows[:, 2:8], rows[:, 9]])
+    names = ["share", "share_pi", "gap", "close", "received", "sbought", "hub", "tie", "appeal"]
     # A term the generator did not compute (n_close without E3) is a zero column: leave it out.
     keep = x.std(axis=0) > 0
-    beta, se = _logit_fit(x[:, keep], rows[:, 7])
+    beta, se = _logit_fit(x[:, keep], rows[:, 8])
     kept = [n for n, k in zip(names, keep, strict=True) if k]
     return dict(zip(kept, zip(beta, se, strict=True), strict=True))
 
@@ -151,7 +152,7 @@ def _share_model_fit(spark, effects, tmp_path, n=40_000, seed=11):
 def test_planted_share_model_recovered(spark, tmp_path):
     """All effects on: each term's coefficient is positive and significant (z > 2)."""
     fit = _share_model_fit(spark, frozenset(EFFECTS), tmp_path)
-    for term in ("share_pi", "gap", "close", "received", "sbought", "hub"):
+    for term in ("share_pi", "gap", "close", "received", "sbought", "hub", "tie"):
         beta, se = fit[term]
         assert beta / se > 2, (term, beta, se)
 
@@ -163,7 +164,7 @@ def test_no_effect_found_when_switched_off(spark, tmp_path):
     the gap became the observed prior-degree gap (gap z -3.1); seeds 12-15 give gap z -0.2,
     -0.2, +1.1, +0.9 (and every other term |z| < 1.9), so this uses seed 12."""
     fit = _share_model_fit(spark, frozenset(), tmp_path, seed=12)
-    for term in ("share", "share_pi", "gap", "received", "sbought", "hub"):
+    for term in ("share", "share_pi", "gap", "received", "sbought", "hub", "tie"):
         beta, se = fit[term]
         assert abs(beta / se) < 3, (term, beta, se)
 
@@ -202,15 +203,23 @@ def test_rising_stars_are_planted(spark, records, every, expected):
     assert items(spark, off).where("rising").count() == 0
 
 
-def test_e2_and_e3_read_what_observe_measures(spark, tmp_path):
-    """E2's degrees come from the network generated without E2 and E3, which change a few
+def test_e2_e3_e9_read_what_observe_measures(spark, tmp_path):
+    """E2's degrees come from the network generated without E2, E3 and E9, which change a few
     subtrees, so they are the prior degrees of the final network (what observe measures) for
-    almost every record. E3's count of neighbours who adopted the item earlier is observe's
-    close-neighbour count except for adopters of the same hop, which it cannot see yet: never
-    more than observe's, equal for most records (88 % on this world)."""
+    most records (92 % on this world; 96 % before E9, the strongest of the three, existed).
+    E3's count of neighbours who adopted the item earlier is observe's
+    close-neighbour count except for adopters of the same hop, which it cannot see yet: hardly
+    ever more than observe's, equal for most records (88 % on this world). E9's tie scores come
+    from the first pass's shares too: equal to those of the final records for most."""
     from pipeline.stats.common import adopters_from_times, key_times
     from pipeline.stats.structure import adoption_times_of, close_neighbour_count
-    from pipeline.world import network_neighbours, prior_degrees, with_prior_degrees
+    from pipeline.world import (
+        network_neighbours,
+        prior_degrees,
+        tie_history,
+        with_prior_degrees,
+        with_tie_score,
+    )
 
     cfg = WorldConfig(share_records=20_000, seed=4, weeks=6)
     world = generate(spark, cfg, tmp_path, progress=lambda m: None)
@@ -225,7 +234,7 @@ def test_e2_and_e3_read_what_observe_measures(spark, tmp_path):
         & (F.abs(F.col("r_deg") - F.col("r_obs")) < 1e-9)
     ).count()
     assert n == recs.count()
-    assert same / n > 0.95, same / n
+    assert same / n > 0.9, same / n
     # and the degrees vary: a gap of zero everywhere would make the check trivial
     assert both.where(F.col("s_deg") != F.col("r_deg")).count() > n / 2
 
@@ -246,6 +255,16 @@ def test_e2_and_e3_read_what_observe_measures(spark, tmp_path):
     )
     close = recs.join(observed_close, ["sender_id", "receiver_id", "item_id", "t"])
     assert close.count() == n
-    assert close.where(F.col("n_close") > F.col("close_obs")).count() == 0
+    # more than observe's only through a pass-1 edge that pass 2 lost (2 of 19,367 records)
+    assert close.where(F.col("n_close") > F.col("close_obs")).count() < n / 1000
     assert close.where(F.col("n_close") == F.col("close_obs")).count() / n > 0.8
     assert close.where(F.col("n_close") > 0).count() > n / 20
+
+    # E9 reads the first pass's tie history; observe's is that of the final records.
+    observed_tie = with_tie_score(recs.select("rec_key", "sender_id", "receiver_id", "t"),
+                                  tie_history(recs)).select("rec_key", "tie")
+    tie = recs.select("rec_key", F.col("tie").alias("tie_gen")).join(observed_tie, "rec_key")
+    assert tie.count() == n
+    same_tie = tie.where(F.abs(F.col("tie_gen") - F.col("tie")) < 1e-9).count() / n
+    assert same_tie > 0.9, same_tie
+    assert tie.where(F.col("tie") != 0).count() > n / 10

@@ -11,9 +11,11 @@ from pyspark.testing import assertDataFrameEqual
 from pipeline.stats import features, structure, temporal
 from pipeline.stats.common import (
     neighbour_pairs,
+    tie_history,
     user_degrees,
     with_conversion,
     with_prior_degrees,
+    with_tie_score,
     with_week,
 )
 from tests.pipeline.stats import tiny_world
@@ -23,14 +25,13 @@ def reference(shares, purchases, items, window_days, attribution, max_delta):
     """What the observe run computed before the fused path: one function per statistic."""
     degrees = user_degrees(shares)
     adoption = structure.neighbour_adoption_times(shares, purchases, neighbour_pairs(shares))
-    annotated = with_conversion(
-        shares.join(items.select("item_id", "top_category"), "item_id", "left"),
-        purchases, "receiver_id", window_days, attribution,
-    )
+    priced = shares.join(items.select("item_id", "top_category", "price_index"), "item_id", "left")
+    annotated = with_conversion(priced, purchases, "receiver_id", window_days, attribution)
     annotated = structure.with_degrees(annotated, degrees)
     annotated = with_prior_degrees(annotated)
     annotated = structure.with_close_neighbours(annotated, adoption)
     annotated = temporal.with_two_hop(annotated, purchases, max_delta=max_delta)
+    annotated = with_tie_score(annotated, tie_history(priced))
     return annotated.select(*features.SHARE_FEATURE_COLUMNS)
 
 
@@ -56,7 +57,8 @@ def random_world(spark, seed: int):
         shares, "sender_id long, receiver_id long, item_id long, ts timestamp"
     )
     purchases_df = spark.createDataFrame(purchases, "user_id long, item_id long, ts timestamp")
-    items = spark.createDataFrame([(10, 1), (11, 1), (12, 2)], "item_id long, top_category int")
+    items = spark.createDataFrame([(10, 1, 0.2), (11, 1, 0.7), (12, 2, 0.9)],
+                                  "item_id long, top_category int, price_index double")
     origin = dt.date(2024, 1, 1)
     return with_week(shares_df, origin), with_week(purchases_df, origin), items
 
@@ -79,9 +81,12 @@ def test_fused_equals_reference_on_random_worlds(spark):
         got = fused(*args)
         # the world is busy enough to exercise every column
         row = got.agg(*[F.max(c).alias(c) for c in ("converted", "close_neighbours",
-                                                    "delta_weeks", "sender_prior_degree")]).first()
+                                                    "delta_weeks", "sender_prior_degree")],
+                      F.min("tie_score").alias("tie_min"),
+                      F.max("tie_score").alias("tie_max")).first()
         assert row["converted"] and row["close_neighbours"] > 0 and row["delta_weeks"] > 0
         assert row["sender_prior_degree"] > 0
+        assert row["tie_min"] < 0 < row["tie_max"]
         assertDataFrameEqual(got, reference(*args))
 
 

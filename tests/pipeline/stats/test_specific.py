@@ -6,19 +6,21 @@ import datetime as dt
 import math
 
 import pytest
+from pyspark.sql import functions as F
 
 from pipeline.stats import significance as sig
 from pipeline.stats import specific
 
 COLUMNS = ["sender_id", "receiver_id", "item_id", "ts", "converted", "sender_prior_degree",
-           "receiver_prior_degree", "close_neighbours", "delta_weeks", "sender_bought"]
+           "receiver_prior_degree", "close_neighbours", "delta_weeks", "sender_bought",
+           "tie_score"]
 T0 = dt.datetime(2026, 1, 5, 12)
 
 
 def record(sender, receiver, item, hours, converted, sender_degree, receiver_degree=0,
-           close=0, delta=0, bought=False):
+           close=0, delta=0, bought=False, tie=0.0):
     return (sender, receiver, item, T0 + dt.timedelta(hours=hours), converted, sender_degree,
-            receiver_degree, close, delta, bought)
+            receiver_degree, close, delta, bought, tie)
 
 
 def features(spark, rows):
@@ -77,4 +79,27 @@ def test_degree_gap_test_holds_hubs_fixed(spark):
         specific.with_covariates(df, 25.0, 5), "item_id", "log_gap", "converted"
     )
     assert plain["slope"] > 0.05 and plain["p"] < 0.05
-    assert {t.effect for t in tests} == {"E1", "E2", "E3", "E4", "E6"}
+    assert {t.effect for t in tests} == {"E1", "E2", "E3", "E4", "E6", "E9"}
+
+
+def test_tie_test_holds_the_item_fixed(spark):
+    # Dear item 7: ties with a dear history (score 1) and none (0), each 2 of 5 convert.
+    # Cheap item 8: ties with a cheap history (-1) and none (0), each 1 of 5 converts.
+    # Pooled, a higher tie score goes with more conversion (item 7 converts more and has the
+    # dear ties: what E1 and E7 do), but within each item the tie does nothing: the specific
+    # E9 trend is exactly 0. Every sender-receiver pair is new, so no other covariate varies.
+    rows, receiver = [], 100
+    for item, tie, conversions in ((7, 1.0, 2), (7, 0.0, 2), (8, -1.0, 1), (8, 0.0, 1)):
+        for k in range(5):
+            rows.append(record(receiver, receiver + 1, item, k, k < conversions, 0, tie=tie))
+            receiver += 2
+    df = features(spark, rows)
+    ci = spark.createDataFrame([(7, 10, 1)], ["item_id", "browse_records", "browse_conversions"])
+    (tie,) = [t for t in specific.specific_tests(df, ci) if t.effect == "E9"]
+    assert tie.estimate == pytest.approx(0.0, abs=1e-12)
+    assert tie.p_value == pytest.approx(1.0)
+    pooled = sig.stratified_trend(df.withColumn("all", F.lit(1)), "all", "tie_score",
+                                  "converted")
+    # pooled: x = 1 (5 records, 2 conversions), 0 (10, 3), -1 (5, 1); mean x 0, sum of
+    # squares 10, sum x*y = 2 - 1 = 1: slope 1 / 10
+    assert pooled["slope"] == pytest.approx(0.1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
@@ -83,3 +84,48 @@ def test_two_hop(spark):
         temporal.TWO_HOP,
     )
     assertDataFrameEqual(table, expected)
+
+
+def test_tie_history_by_hand(spark):
+    from pipeline.stats.common import tie_history, with_tie_score
+
+    # (sender, receiver, week, price_index); dear means PI >= 0.5.
+    history = [
+        (1, 2, 1, 0.7), (1, 2, 1, 0.9), (1, 2, 1, 0.2),  # week 1: 2 dear, 1 cheap
+        (1, 2, 3, 0.1),  # week 3: 1 cheap
+        (3, 4, 1, 0.8), (3, 4, 1, 0.8), (3, 4, 1, 0.8), (3, 4, 1, 0.8), (3, 4, 1, 0.8),
+        (5, 5, 1, 0.9),  # a self-share is not a tie
+    ]
+    shares = spark.createDataFrame(
+        history, "sender_id long, receiver_id long, week int, price_index double"
+    )
+    records = spark.createDataFrame(
+        [(1, 2, 1), (1, 2, 2), (1, 2, 4), (1, 2, 5), (1, 2, 6), (2, 1, 3), (3, 4, 2),
+         (3, 4, 6), (5, 5, 2)],
+        "sender_id long, receiver_id long, week int",
+    )
+    got = {
+        (r["sender_id"], r["receiver_id"], r["week"]): r["tie_score"]
+        for r in with_tie_score(records, tie_history(shares)).collect()
+    }
+    assert got == {
+        (1, 2, 1): 0.0,  # nothing before week 1
+        (1, 2, 2): pytest.approx(1 / 3),  # weeks -2..1: 2 dear - 1 cheap = 1, / 3
+        (1, 2, 4): 0.0,  # weeks 0..3: 2 dear - 2 cheap
+        (1, 2, 5): 0.0,  # weeks 1..4: the same
+        (1, 2, 6): pytest.approx(-1 / 3),  # weeks 2..5: week 3's cheap item only
+        (2, 1, 3): 0.0,  # the other direction has no history
+        (3, 4, 2): 1.0,  # 5 dear, clipped at 3
+        (3, 4, 6): 0.0,  # week 1 is more than 4 weeks back
+        (5, 5, 2): 0.0,
+    }
+
+
+def test_tie_ci(spark):
+    df = spark.createDataFrame(
+        [(0.0, True), (0.0, False), (1.0, True), (-1 / 3, False)],
+        "tie_score double, converted boolean",
+    )
+    got = {r["tie_score"]: (r["records"], r["conversions"], r["ci"])
+           for r in structure.tie_ci(df).collect()}
+    assert got == {0.0: (2, 1, 0.5), 1.0: (1, 1, 1.0), -1 / 3: (1, 0, 0.0)}
