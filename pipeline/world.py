@@ -89,6 +89,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline import schemas
+from pipeline.stats import common
 from pipeline.stats.common import DEAR_PI, TIE_CAP, TIE_WEEKS
 
 EFFECTS = ("E1", "E2", "E3", "E4", "E5", "E6", "E7", "E8", "E9")
@@ -660,18 +661,14 @@ def with_prior_degrees(recs: DataFrame, degrees: DataFrame) -> DataFrame:
 def tie_history(records: DataFrame) -> DataFrame:
     """``common.tie_history`` of the records (weeks numbered from the world's start), the
     table E9 reads."""
-    from pipeline.stats.common import tie_history as history
-
     week = F.floor(F.col("t") / WEEK_S).cast("int").alias("week")
-    return history(records.select("sender_id", "receiver_id", week, "price_index"))
+    return common.tie_history(records.select("sender_id", "receiver_id", week, "price_index"))
 
 
 def with_tie_score(recs: DataFrame, ties: DataFrame) -> DataFrame:
     """Add ``tie``: the ``tie_score`` of each record's pair in ``ties`` (``tie_history``)."""
-    from pipeline.stats.common import with_tie_score as join
-
     recs = recs.withColumn("week", F.floor(F.col("t") / WEEK_S).cast("int"))
-    return join(recs, ties, "tie").drop("week")
+    return common.with_tie_score(recs, ties, "tie").drop("week")
 
 
 def next_sharers(records: DataFrame, cfg: WorldConfig) -> DataFrame:
