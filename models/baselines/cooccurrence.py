@@ -50,7 +50,8 @@ class Cooccurrence(ShardModel):
                 if users.numel() > m:
                     pairs = users[:-m] * self.vocab + users[m:]
                     counts.view(-1).index_add_(0, pairs, torch.ones(pairs.numel()))
-            counts[users[-1], self.n_users] += 1  # Terminate after the last user
+            if getattr(task, "terminate_target", 1):
+                counts[users[-1], self.n_users] += 1  # Terminate after the last user
         self.counts.copy_(counts)
 
     def _log_scores(self, last: torch.Tensor) -> torch.Tensor:

@@ -45,7 +45,12 @@ score tensors on generated worlds with very long cascades; 0 keeps all), tempera
 (simulate from softmax(scores / T); 1, the default, is the paper's protocol; the ``ndm-sharp``
 variant picks T < 1 on val, see README), terminate_bias (added to the Terminate score before
 the temperature; 0, the default, is the paper's protocol; below 0 simulations run longer: the
-``ndm-fill`` variant picks it on val, see README).
+``ndm-fill`` variant picks it on val, see README), terminate_target (training: 1, the
+default, makes Terminate the target after each cascade's last user, as Sec. 4.1 and Eq. (8)
+describe; 0 leaves that position out of the loss, as the authors' released code does by giving
+Terminate zero weight in its cross-entropy: Terminate then stays in every softmax but is never a
+target, so the model learns to keep it improbable and simulations seldom stop before |G^c|;
+the ``ndm-code`` variant, see README).
 """
 
 from __future__ import annotations
@@ -226,6 +231,9 @@ class NdmTask(Task):
         self.terminate_bias = _opt(o, "terminate_bias", 0.0, float)
         if not math.isfinite(self.terminate_bias):
             raise ValueError(f"terminate_bias must be finite, got {self.terminate_bias}")
+        self.terminate_target = _opt(o, "terminate_target", 1)
+        if self.terminate_target not in (0, 1):
+            raise ValueError(f"terminate_target must be 0 or 1, got {self.terminate_target}")
         self.ks = [int(k) for k in str(o.get("ks", "10,50,100")).split(",")]
         self._rows: dict[str, list[dict[str, Any]]] | None = None
         self._n_users: int | None = None
@@ -279,7 +287,8 @@ class NdmTask(Task):
         return min(n, self.max_len) if self.max_len else n
 
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        """Users padded with |U|+1; targets = next user, Terminate after the last, -100 pad."""
+        """Users padded with |U|+1; targets = next user, Terminate after the last (-100 there
+        when ``terminate_target`` is 0), -100 pad."""
         pad, terminate = self.n_users + 1, self.n_users
         length = max(len(e["users"]) for e in examples)
         if self.max_len:
@@ -295,7 +304,8 @@ class NdmTask(Task):
                 continue
             users[i, : len(seq)] = seq
             targets[i, : len(seq) - 1] = seq[1:]
-            targets[i, len(seq) - 1] = terminate
+            if self.terminate_target:
+                targets[i, len(seq) - 1] = terminate
         return {
             "users": users,
             "targets": targets,

@@ -208,6 +208,17 @@ def test_task_batches_and_cooccurrence_scores_tiny_lake(tmp_path):
     cut = NdmTask(lake, "tiny", max_len=2).collate(list(test))
     assert cut["users"].tolist() == [[0, 1], [3, 4], [5, 7]]
     assert cut["targets"].tolist() == [[1, 2], [4, 6], [6, -100]]
+    # The released code's training: Terminate is never a target, so only the last position
+    # of each full cascade changes; cut cascades (max_len) had no Terminate target anyway.
+    code = NdmTask(lake, "tiny", terminate_target="0").collate(list(test))
+    assert code["targets"].tolist() == [[1, 2, -100], [4, -100, -100], [-100, -100, -100]]
+    with pytest.raises(ValueError, match="terminate_target"):
+        NdmTask(lake, "tiny", terminate_target="2")
+    cooc = get_model("ndm", "cooccurrence")
+    for target, stops in (("1", 40.0), ("0", 0.0)):  # 40 training cascades, one end each
+        model = cooc(cooc.Config(), task.meta())
+        model.fit(task.load_split("train"), NdmTask(lake, "tiny", terminate_target=target))
+        assert model.counts[:, 6].sum().item() == stops
     model = get_model("ndm", "cooccurrence")(get_model("ndm", "cooccurrence").Config(),
                                              task.meta())
     model.fit(task.load_split("train"), task)
@@ -232,6 +243,44 @@ def test_train_ndm_end_to_end_tiny_lake(tmp_path):
     assert res["metrics"]["test"]["macro_f1"] > 0.5
     assert set(res["metrics"]["test"]) >= {"macro_f1", "micro_f1", "macro_f1_early",
                                            "micro_f1_early", "msle", "hits@10", "map@100"}
+
+
+def _trained(run: Path, lake: str) -> tuple[NdmTask, NDM]:
+    from models.train import load_checkpoint
+
+    ckpt = load_checkpoint(run / "best.pt")
+    task = NdmTask(lake, "tiny")
+    model = NDM(NDM.Config(**ckpt["model_config"]), task.meta())
+    model.load_state_dict(ckpt["model"])
+    return task, model.eval()
+
+
+def test_without_terminate_target_simulations_run_to_the_truth_size(tmp_path):
+    # terminate_target=0 (the authors' released code): Terminate stays in the softmax but is
+    # never a target, so training pushes it down and simulations run to |G^c|. With the default
+    # the tiny lake's cascades (2-3 users) teach Terminate after the last user.
+    from models.train import TrainConfig, train
+
+    lake = _tiny_lake(tmp_path)
+    sizes, stop = {}, {}
+    for target in ("1", "0"):
+        cfg = TrainConfig(lake=lake, task="ndm", dataset="tiny", model="ndm", epochs=15,
+                          batch_size=8, lr=0.01, seed=0, out=str(tmp_path / f"run{target}"),
+                          patience=0, opts={"sims": "50", "val_sims": "20", "size_sims": "0",
+                                            "dim": "16", "heads": "2",
+                                            "terminate_target": target})
+        train(cfg)
+        task, model = _trained(tmp_path / f"run{target}", lake)
+        out = simulate(model, torch.tensor([0]), 400, 4, task.n_users + 1,
+                       torch.Generator().manual_seed(0))
+        sizes[target] = out["sizes"].double().mean().item()
+        logp = model.log_probs(torch.tensor([[0, 1, 2]]))
+        stop[target] = logp[0, :, task.n_users].exp().tolist()
+    # Cascade 0 -> 1 -> 2, then Terminate: the default learns to stop after user 2 (P > 0.9).
+    # Without the target, no position ever asks for Terminate, so after user 2 (a position
+    # with nothing to predict) it is one of four untrained options, and the simulations go on.
+    assert stop["1"][2] > 0.9 and stop["0"][2] < 0.5
+    assert sizes["1"] < 2.2 and sizes["0"] > sizes["1"] + 1
 
 
 @pytest.mark.slow
