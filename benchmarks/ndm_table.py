@@ -5,7 +5,8 @@
 Each argument is a run folder written by ``models.train`` (its ``results.json``) or a JSON file
 printed by ``models.evaluate`` (for instance the same checkpoint scored with
 ``--opt temperature=0.5`` or ``--opt terminate_bias=-20``). Rows are grouped by (dataset, model,
-evaluation options); a script that prints figures, not a test.
+evaluation options and the training option ``terminate_target``); a script that prints
+figures, not a test.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 METRICS = ("macro_f1", "micro_f1", "macro_f1_early", "micro_f1_early", "msle", "hits@10",
            "map@10")
 SAMPLING = ("temperature", "terminate_bias")  # evaluation options that make a named variant
+TRAINING = ("terminate_target",)  # training options that make one (ndm-code)
 # Table 2 (Macro-F1, Micro-F1) and Table 3 (first five users) of the NDM paper.
 PAPER = {
     ("irvine", "ndm"): (0.076, 0.108, 0.064, 0.065),
@@ -41,12 +43,13 @@ def load(path: Path, split: str) -> tuple[tuple, dict] | None:
         return None
     if "config" in blob:  # models.train results.json
         cfg = blob["config"]
-        opts = {k: v for k, v in (cfg.get("opts") or {}).items() if k in SAMPLING}
+        opts = {k: v for k, v in (cfg.get("opts") or {}).items() if k in SAMPLING + TRAINING}
         key = (cfg.get("dataset"), cfg["model"], json.dumps(opts, sort_keys=True))
         return key, blob["metrics"][split]
     if blob.get("split") != split:
         return None
-    opts = {k: v for k, v in (blob.get("opts") or {}).items() if k in SAMPLING}
+    opts = {k: v for k, v in (blob.get("train_opts") or {}).items() if k in TRAINING}
+    opts.update({k: v for k, v in (blob.get("opts") or {}).items() if k in SAMPLING})
     return (blob.get("dataset"), blob["model"], json.dumps(opts, sort_keys=True)), blob["metrics"]
 
 
@@ -62,7 +65,8 @@ def main() -> int:
             groups[got[0]].append(got[1])
     print("| dataset | model | options | n | " + " | ".join(METRICS) + " |")
     print("|" + "---|" * (4 + len(METRICS)))
-    for (dataset, model, opts), rows in sorted(groups.items()):
+    ordered = sorted(groups.items())
+    for i, ((dataset, model, opts), rows) in enumerate(ordered):
         cells = []
         for m in METRICS:
             values = [r[m] for r in rows if m in r]
@@ -74,7 +78,8 @@ def main() -> int:
         print(f"| {dataset} | {model} | {opts if opts != '{}' else ''} | {len(rows)} | "
               + " | ".join(cells) + " |")
         paper = PAPER.get((dataset, model))
-        if paper and opts == "{}":
+        last = i + 1 == len(ordered) or ordered[i + 1][0][:2] != (dataset, model)
+        if paper and last:  # once per (dataset, model), after its variants
             print(f"| {dataset} | {model} (paper) | | | " + " | ".join(f"{v:.3f}" for v in paper)
                   + " | | | |")
     return 0

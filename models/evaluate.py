@@ -59,6 +59,7 @@ def evaluate_checkpoint(
         "examples": len(examples),
         "seed": cfg.get("seed"),
         "opts": dict(opts or {}),
+        "train_opts": dict(cfg.get("opts") or {}),
         "eval_s": round(time.time() - started, 3),
         "metrics": {k: float(v) for k, v in metrics.items()},
     }

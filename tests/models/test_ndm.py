@@ -243,6 +243,20 @@ def test_train_ndm_end_to_end_tiny_lake(tmp_path):
     assert res["metrics"]["test"]["macro_f1"] > 0.5
     assert set(res["metrics"]["test"]) >= {"macro_f1", "micro_f1", "macro_f1_early",
                                            "micro_f1_early", "msle", "hits@10", "map@100"}
+    # models.evaluate re-scores the best checkpoint: with the training options it repeats the
+    # run's test figures (every cascade's simulations are seeded by its id); it records the
+    # training options beside its own, which benchmarks/ndm_table.py groups by.
+    from models.evaluate import evaluate_checkpoint
+
+    best = str(tmp_path / "run" / "best.pt")
+    again = evaluate_checkpoint(lake, best, "test", task="ndm")
+    assert again["metrics"] == pytest.approx(res["metrics"]["test"])
+    assert again["train_opts"]["heads"] == "2" and again["opts"] == {}
+    hot = evaluate_checkpoint(lake, best, "test", opts={"temperature": "2.0", "size_sims": "0"})
+    assert hot["opts"] == {"temperature": "2.0", "size_sims": "0"} and "msle" not in hot["metrics"]
+    assert hot["metrics"]["macro_f1"] < again["metrics"]["macro_f1"]
+    with pytest.raises(ValueError, match="not 'infnet'"):
+        evaluate_checkpoint(lake, best, "test", task="infnet")
 
 
 def _trained(run: Path, lake: str) -> tuple[NdmTask, NDM]:
