@@ -48,6 +48,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import math
 import os
 import random
 import sys
@@ -88,6 +89,8 @@ _NOT_HASHED = {
     "lake", "out", "run_id", "max_restarts", "stop_after_epoch", "device", "config", "find_unused",
     "threads",
 }
+# Fields added after runs were keyed by the hash: hashed only when set away from the default.
+_HASHED_WHEN_SET = {"warmup": 0}
 
 
 @dataclasses.dataclass
@@ -101,7 +104,7 @@ class TrainConfig:
         dataset: the task's shard table (None for single-table tasks).
         epochs: most epochs to train (default 10).
         batch_size: global batch size over all ranks (default 64).
-        lr: Adam learning rate (default 1e-3).
+        lr: Adam learning rate (default 1e-3); the peak rate when ``warmup`` is set.
         weight_decay: Adam weight decay (default 0).
         seed: base seed; rank r uses ``seed + r`` (default 0).
         opts: ``key=value`` overrides for the model Config and the task.
@@ -116,6 +119,12 @@ class TrainConfig:
         find_unused: tell DDP that some parameters may get no gradient in a step (slower).
         threads: torch intra-op threads per process (None: torch's default, or the cores split
             over the local ranks under DDP). On a shared box 1 is often far faster.
+        warmup: 0 (default) keeps ``lr`` constant. W > 0 uses the inverse-square-root
+            schedule of "Attention Is All You Need", the one NDM's released code trains with:
+            at global step t (1-based) the rate is lr * min(t / W, sqrt(W / t)), rising
+            linearly to ``lr`` at step W and decaying after. Derived from (epoch, batch), so a
+            resumed run continues the same schedule. Each epoch's history entry records the
+            rate of its last step.
         bucket: for tasks whose examples have lengths (``Task.example_length``), each epoch's
             shuffled order is cut into runs of ``bucket`` global batches, each run sorted by
             length, and the batches shuffled again: batches of similar lengths pad far less
@@ -142,9 +151,13 @@ class TrainConfig:
     find_unused: bool = False
     threads: int | None = None
     bucket: int = 50
+    warmup: int = 0
 
     def config_hash(self) -> str:
         items = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_HASHED}
+        for key, default in _HASHED_WHEN_SET.items():  # options added later: old hashes hold
+            if items.get(key) == default:
+                del items[key]
         blob = json.dumps(items, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -195,6 +208,8 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     parser.add_argument("--find-unused", action="store_true", default=None)
     parser.add_argument("--threads", type=int)
     parser.add_argument("--bucket", type=int, help="length-bucketing run, in batches (0: off)")
+    parser.add_argument("--warmup", type=int,
+                        help="inverse-square-root schedule peaking at --lr after N steps (0: off)")
     args = parser.parse_args(argv)
 
     values: dict[str, Any] = {}
@@ -416,6 +431,12 @@ class LengthBucketSampler(DistributedSampler):
         return iter(order[self.rank: self.total_size: self.num_replicas])
 
 
+def warmup_rate(step: int, warmup: int) -> float:
+    """Multiplier of the peak rate at 1-based ``step``: linear to 1 at ``warmup``, then
+    ``sqrt(warmup / step)``."""
+    return min(step / warmup, math.sqrt(warmup / step))
+
+
 def _shard(examples: Sequence[Any], env: DistEnv) -> Any:
     part = [examples[i] for i in range(env.rank, len(examples), env.world)]
     # Keep any attributes the task hung on its split object (e.g. which split it is).
@@ -522,6 +543,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def _train(cfg: TrainConfig, env: DistEnv) -> dict[str, Any] | None:
+    if cfg.warmup < 0:
+        raise ValueError(f"warmup must be >= 0 steps, got {cfg.warmup}")
     started = time.time()
     out = Path(cfg.out)
     if env.main:
@@ -601,13 +624,18 @@ def _train(cfg: TrainConfig, env: DistEnv) -> dict[str, Any] | None:
         )
         step_module = wrap(model, env, cfg.find_unused)
         model.train()
+        steps_per_epoch = len(loader)
         epoch = start_epoch
         while not finished and epoch < cfg.epochs:
             sampler.set_epoch(epoch)
             loss_sum, n_batches = 0.0, 0
             began = time.perf_counter()
             bar = _progress(loader, env, f"epoch {epoch}")
-            for batch in bar:
+            for i, batch in enumerate(bar):
+                if cfg.warmup > 0:
+                    rate = warmup_rate(epoch * steps_per_epoch + i + 1, cfg.warmup)
+                    for group in optimizer.param_groups:
+                        group["lr"] = cfg.lr * rate
                 batch = to_device(batch, env.device)
                 optimizer.zero_grad(set_to_none=True)
                 loss = step_module(batch)
@@ -631,7 +659,8 @@ def _train(cfg: TrainConfig, env: DistEnv) -> dict[str, Any] | None:
             else:
                 bad_epochs += 1
             history.append({"epoch": epoch, "train_loss": train_loss,
-                            "train_examples_per_s": per_s, "val": val_metrics})
+                            "train_examples_per_s": per_s,
+                            "lr": optimizer.param_groups[0]["lr"], "val": val_metrics})
             finished = epoch + 1 >= cfg.epochs or (0 < cfg.patience <= bad_epochs)
             states = gather_rng(env)
             if env.main:

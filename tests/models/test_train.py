@@ -195,6 +195,28 @@ def test_resume_matches_uninterrupted(tmp_path):
     assert [h["epoch"] for h in more["history"]] == [0, 1, 2, 3, 4]
 
 
+def test_warmup_schedule_and_resume(tmp_path):
+    # 64 examples / batch 16 = 4 steps an epoch; warmup 6: the rate after epoch e's last step
+    # (t = 4, 8, 12) is lr * 4/6, then lr * sqrt(6/8) and lr * sqrt(6/12).
+    res = train(_config(tmp_path, "wu", batch_size=16, lr=0.06, warmup=6))
+    assert [h["lr"] for h in res["history"]] == pytest.approx(
+        [0.06 * 4 / 6, 0.06 * (6 / 8) ** 0.5, 0.06 * (6 / 12) ** 0.5])
+    # The step count comes from (epoch, batch), so a resumed run lands on the same weights.
+    train(_config(tmp_path, "wu-cut", batch_size=16, lr=0.06, warmup=6, stop_after_epoch=0))
+    again = train(_config(tmp_path, "wu-cut", batch_size=16, lr=0.06, warmup=6))
+    assert again["metrics"] == res["metrics"]
+    assert [h["lr"] for h in again["history"]] == [h["lr"] for h in res["history"]]
+    # Without warmup the rate stays put, and the run keeps the hash (and so the default run id)
+    # it had before the option existed: bcec6044bc7d, printed by the trainer of commit 52c351e.
+    flat = _config(tmp_path, "flat", batch_size=16, lr=0.06)
+    assert [h["lr"] for h in train(flat)["history"]] == [0.06] * 3
+    assert flat.config_hash() == "bcec6044bc7d"
+    assert _config(tmp_path, "flat", batch_size=16, lr=0.06, warmup=6).config_hash() != (
+        "bcec6044bc7d")
+    with pytest.raises(ValueError, match="warmup"):
+        train(_config(tmp_path, "bad", warmup=-1))
+
+
 def test_early_stopping(tmp_path):
     # lr = 0: val never improves after epoch 0, so patience 2 stops after epoch 2 of 10.
     res = train(_config(tmp_path, "es", lr=0.0, epochs=10, patience=2))
