@@ -5,8 +5,8 @@
 Each argument is a run folder written by ``models.train`` (its ``results.json``) or a JSON file
 printed by ``models.evaluate`` (for instance the same checkpoint scored with
 ``--opt temperature=0.5`` or ``--opt terminate_bias=-20``). Rows are grouped by (dataset, model,
-evaluation options and the training option ``terminate_target``); a script that prints
-figures, not a test.
+evaluation options, the training option ``terminate_target`` and ``--warmup``); a script that
+prints figures, not a test.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 METRICS = ("macro_f1", "micro_f1", "macro_f1_early", "micro_f1_early", "msle", "hits@10",
            "map@10")
 SAMPLING = ("temperature", "terminate_bias")  # evaluation options that make a named variant
-TRAINING = ("terminate_target",)  # training options that make one (ndm-code)
+TRAINING = ("terminate_target",)  # training options that make one (with --warmup)
 # Table 2 (Macro-F1, Micro-F1) and Table 3 (first five users) of the NDM paper.
 PAPER = {
     ("irvine", "ndm"): (0.076, 0.108, 0.064, 0.065),
@@ -29,6 +29,14 @@ PAPER = {
     ("memetracker", "ndm"): (0.139, 0.171, 0.122, 0.126),
     ("memetracker", "lstm"): (0.102, 0.137, 0.091, 0.094),
 }
+
+
+def _training(cfg: dict) -> dict:
+    """The training choices that make a variant: ``terminate_target`` and a warmup schedule."""
+    out = {k: v for k, v in (cfg.get("opts") or {}).items() if k in TRAINING}
+    if cfg.get("warmup"):
+        out["warmup"] = cfg["warmup"]
+    return out
 
 
 def load(path: Path, split: str) -> tuple[tuple, dict] | None:
@@ -43,12 +51,13 @@ def load(path: Path, split: str) -> tuple[tuple, dict] | None:
         return None
     if "config" in blob:  # models.train results.json
         cfg = blob["config"]
-        opts = {k: v for k, v in (cfg.get("opts") or {}).items() if k in SAMPLING + TRAINING}
+        opts = _training(cfg)
+        opts.update({k: v for k, v in (cfg.get("opts") or {}).items() if k in SAMPLING})
         key = (cfg.get("dataset"), cfg["model"], json.dumps(opts, sort_keys=True))
         return key, blob["metrics"][split]
     if blob.get("split") != split:
         return None
-    opts = {k: v for k, v in (blob.get("train_opts") or {}).items() if k in TRAINING}
+    opts = _training(blob.get("training") or {})
     opts.update({k: v for k, v in (blob.get("opts") or {}).items() if k in SAMPLING})
     return (blob.get("dataset"), blob["model"], json.dumps(opts, sort_keys=True)), blob["metrics"]
 

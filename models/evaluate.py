@@ -59,7 +59,7 @@ def evaluate_checkpoint(
         "examples": len(examples),
         "seed": cfg.get("seed"),
         "opts": dict(opts or {}),
-        "train_opts": dict(cfg.get("opts") or {}),
+        "training": {k: cfg.get(k) for k in ("opts", "lr", "warmup", "epochs", "batch_size")},
         "eval_s": round(time.time() - started, 3),
         "metrics": {k: float(v) for k, v in metrics.items()},
     }

@@ -251,7 +251,8 @@ def test_train_ndm_end_to_end_tiny_lake(tmp_path):
     best = str(tmp_path / "run" / "best.pt")
     again = evaluate_checkpoint(lake, best, "test", task="ndm")
     assert again["metrics"] == pytest.approx(res["metrics"]["test"])
-    assert again["train_opts"]["heads"] == "2" and again["opts"] == {}
+    assert again["training"]["opts"]["heads"] == "2" and again["opts"] == {}
+    assert again["training"]["lr"] == 0.01 and again["training"]["warmup"] == 0
     hot = evaluate_checkpoint(lake, best, "test", opts={"temperature": "2.0", "size_sims": "0"})
     assert hot["opts"] == {"temperature": "2.0", "size_sims": "0"} and "msle" not in hot["metrics"]
     assert hot["metrics"]["macro_f1"] < again["metrics"]["macro_f1"]
