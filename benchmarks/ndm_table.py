@@ -5,8 +5,8 @@
 Each argument is a run folder written by ``models.train`` (its ``results.json``) or a JSON file
 printed by ``models.evaluate`` (for instance the same checkpoint scored with
 ``--opt temperature=0.5`` or ``--opt terminate_bias=-20``). Rows are grouped by (dataset, model,
-evaluation options, the training option ``terminate_target`` and ``--warmup``); a script that
-prints figures, not a test.
+evaluation options, and the training recipe: ``terminate_target``, ``--lr``, ``--epochs``,
+``--warmup``); a script that prints figures, not a test.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ PAPER = {
 
 
 def _training(cfg: dict) -> dict:
-    """The training choices that make a variant: ``terminate_target`` and a warmup schedule."""
+    """The training recipe a row stands for: ``terminate_target``, the learning rate, the
+    epoch budget and a warmup schedule when there is one."""
     out = {k: v for k, v in (cfg.get("opts") or {}).items() if k in TRAINING}
+    out.update({k: cfg[k] for k in ("lr", "epochs") if cfg.get(k) is not None})
     if cfg.get("warmup"):
         out["warmup"] = cfg["warmup"]
     return out
