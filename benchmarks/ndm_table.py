@@ -54,6 +54,8 @@ def load(path: Path, split: str) -> tuple[tuple, dict] | None:
     if "config" in blob:  # models.train results.json
         cfg = blob["config"]
         opts = _training(cfg)
+        if not any("train_loss" in h for h in blob.get("history") or []):
+            opts.pop("lr", None), opts.pop("epochs", None)  # fitted once: no recipe to show
         opts.update({k: v for k, v in (cfg.get("opts") or {}).items() if k in SAMPLING})
         key = (cfg.get("dataset"), cfg["model"], json.dumps(opts, sort_keys=True))
         return key, blob["metrics"][split]
