@@ -31,11 +31,13 @@ PAPER = {
 }
 
 
-def _training(cfg: dict) -> dict:
+def _training(cfg: dict, trained: bool = True) -> dict:
     """The training recipe a row stands for: ``terminate_target``, the learning rate, the
-    epoch budget and a warmup schedule when there is one."""
+    epoch budget and a warmup schedule when there is one (no rate or epochs for a model that
+    was fitted once, ``trained`` False)."""
     out = {k: v for k, v in (cfg.get("opts") or {}).items() if k in TRAINING}
-    out.update({k: cfg[k] for k in ("lr", "epochs") if cfg.get(k) is not None})
+    if trained:
+        out.update({k: cfg[k] for k in ("lr", "epochs") if cfg.get(k) is not None})
     if cfg.get("warmup"):
         out["warmup"] = cfg["warmup"]
     return out
@@ -53,9 +55,7 @@ def load(path: Path, split: str) -> tuple[tuple, dict] | None:
         return None
     if "config" in blob:  # models.train results.json
         cfg = blob["config"]
-        opts = _training(cfg)
-        if not any("train_loss" in h for h in blob.get("history") or []):
-            opts.pop("lr", None), opts.pop("epochs", None)  # fitted once: no recipe to show
+        opts = _training(cfg, any("train_loss" in h for h in blob.get("history") or []))
         opts.update({k: v for k, v in (cfg.get("opts") or {}).items() if k in SAMPLING})
         key = (cfg.get("dataset"), cfg["model"], json.dumps(opts, sort_keys=True))
         return key, blob["metrics"][split]

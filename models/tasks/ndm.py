@@ -50,7 +50,7 @@ default, makes Terminate the target after each cascade's last user, as Sec. 4.1 
 describe; 0 leaves that position out of the loss, as the authors' released code does by giving
 Terminate zero weight in its cross-entropy: Terminate then stays in every softmax but is never a
 target, so the model learns to keep it improbable and simulations seldom stop before |G^c|;
-the ``ndm-code`` variant, see README).
+this training reproduces the paper's figures, see README).
 """
 
 from __future__ import annotations
