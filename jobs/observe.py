@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         **{f.name: getattr(args, f.name) for f in dataclasses.fields(ObserveConfig)}
     )
     lake = Lake(args.lake)
-    run_id = args.run_id or default_run_id(lake, config)
     spark = get_spark("sharecast-observe", master=args.master)
+    run_id = args.run_id or default_run_id(lake, config)
     summary = Observer(spark, lake, config, run_id).run()
     text = json.dumps(summary, indent=2, default=str)
     if args.summary:

@@ -1,48 +1,52 @@
-"""The lake: Delta tables under ``LAKE/<layer>/<table>``, written by Spark, committed by delta-rs.
+"""The lake: Delta tables under ``LAKE/<layer>/<table>``, written by Spark with delta-spark.
 
-Why this shape: the delta-spark jars come only from Maven, which the build machines cannot
-reach. So Spark writes plain Parquet into a private staging folder of the table; the lake moves
-exactly those files (the job's own output, nothing else) into the table's Hive-style layout and
-commits them to the Delta log in one delta-rs transaction, with per-file statistics so readers
-can skip files. Every commit carries an application transaction ``(app_id, 1)``: a re-run of
-the same job run finds it in the log and commits nothing.
+``LAKE`` is a local folder or any file system URI Spark can write (``file:``, ``hdfs://``,
+``s3a://``, ``abfss://``). Every write is one Delta commit made by Spark itself:
 
-Readers take a snapshot's file list from the log (``read``), so they never see half a job, and
-can travel back to an older version. Files a crashed job left behind are in no snapshot; they
-are invisible and ``vacuum`` deletes them.
+* **Idempotent re-runs.** Each write carries Delta's application transaction (the writer
+  options ``txnAppId`` = the job's app id, ``txnVersion`` = 1): a re-run of the same job run
+  finds it in the table's log and Delta commits nothing. The app id is also the commit's
+  ``userMetadata``, so ``DESCRIBE HISTORY`` shows which job run made each version.
+* **Schema enforcement.** Delta refuses data whose columns or types differ from the table's;
+  the error is raised as ``SchemaMismatchError`` naming the column. A write that leaves out one
+  of the table's columns is refused too (Delta alone would fill it with nulls).
+* **Concurrent writers.** Delta's optimistic concurrency decides: blind appends both commit; a
+  conflicting commit fails as ``ConcurrentWriteError`` and nothing of it is visible; a second
+  writer with the same app id finds the first's transaction and commits nothing.
+* **One week at a time.** ``replace_where`` overwrites just the rows a predicate selects (one
+  week's partition), atomically.
 
-Any Delta reader sees the same rows: DuckDB ``delta_scan``, Polars ``read_delta``, pandas via
-deltalake, Spark with delta-spark, and ``models.lakeread`` on the torch side.
+Readers see whole commits only and can travel back (``version``): Spark
+(``format("delta")``), and outside Spark ``deltalake`` (the torch side, the report), DuckDB's
+``delta_scan`` and Polars' ``read_delta``. Table features that one of those readers cannot
+handle stay off (``spark-defaults.conf``).
+
+Files a killed job wrote but never committed are in no snapshot: invisible, and ``vacuum``
+deletes them once they are older than the retention period (Delta's safety check kept).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import math
-import os
-import shutil
-import time
+import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
-from deltalake import DeltaTable, Schema
-from deltalake.transaction import (
-    AddAction,
-    CommitProperties,
-    Transaction,
-    create_table_with_add_actions,
-)
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from pipeline.schemas import SchemaMismatchError
 
-STAGING = "_staging"
 LAYERS = ("raw", "quarantine", "truth", "stats", "shards", "results")
+TXN_VERSION = 1  # each app id commits once: Delta skips a write whose app id holds version >= 1
+DEFAULT_RETAIN_HOURS = 168.0  # Delta's own default deletedFileRetentionDuration (7 days)
+_URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+
+
+class ConcurrentWriteError(RuntimeError):
+    """Another writer committed to the table first in a way that conflicts with this write;
+    nothing of this write is in the table. Re-running the job is safe."""
 
 
 @dataclass
@@ -51,170 +55,174 @@ class CommitResult:
 
     table: str
     version: int | None
-    files: list[str] = field(default_factory=list)
     rows: int = 0
+    files: int = 0
     skipped: bool = False  # the app transaction was already in the log: nothing committed
 
     def __str__(self) -> str:
         if self.skipped:
             return f"{self.table}: already committed by this run, nothing new"
-        return f"{self.table}: version {self.version}, {self.rows} rows in {len(self.files)} files"
+        return f"{self.table}: version {self.version}, {self.rows} rows in {self.files} files"
 
 
-def spark_to_arrow_type(dtype: T.DataType) -> pa.DataType:
-    """Arrow type of a Spark column, as Spark's Parquet writer stores it."""
-    simple = {
-        T.LongType: pa.int64(),
-        T.IntegerType: pa.int32(),
-        T.ShortType: pa.int16(),
-        T.ByteType: pa.int8(),
-        T.DoubleType: pa.float64(),
-        T.FloatType: pa.float32(),
-        T.StringType: pa.string(),
-        T.BooleanType: pa.bool_(),
-        T.DateType: pa.date32(),
-        T.TimestampType: pa.timestamp("us", tz="UTC"),
-        T.TimestampNTZType: pa.timestamp("us"),
-        T.BinaryType: pa.binary(),
-    }
-    for spark_type, arrow_type in simple.items():
-        if isinstance(dtype, spark_type):
-            return arrow_type
-    if isinstance(dtype, T.ArrayType):
-        return pa.list_(pa.field("element", spark_to_arrow_type(dtype.elementType)))
-    if isinstance(dtype, T.StructType):
-        return pa.struct([spark_to_arrow_field(f) for f in dtype.fields])
-    if isinstance(dtype, T.MapType):
-        return pa.map_(spark_to_arrow_type(dtype.keyType), spark_to_arrow_type(dtype.valueType))
-    if isinstance(dtype, T.DecimalType):
-        return pa.decimal128(dtype.precision, dtype.scale)
-    raise TypeError(f"no Delta mapping for Spark type {dtype.simpleString()}")
+def _session() -> SparkSession | None:
+    """The running session, also from a thread other than the one that made it (PySpark's
+    active session is per thread)."""
+    return SparkSession.getActiveSession() or SparkSession._instantiatedSession
 
 
-def spark_to_arrow_field(f: T.StructField) -> pa.Field:
-    # Spark's file writers mark every column nullable, so the Delta schema does too.
-    return pa.field(f.name, spark_to_arrow_type(f.dataType), nullable=True)
+def _active_spark(spark: SparkSession | None = None) -> SparkSession:
+    session = spark or _session()
+    if session is None:
+        raise RuntimeError("this lake operation needs a Spark session (pipeline.session)")
+    return session
 
 
-def spark_to_arrow_schema(schema: T.StructType) -> pa.Schema:
-    return pa.schema([spark_to_arrow_field(f) for f in schema.fields])
-
-
-def _stat_value(value, arrow_type: pa.DataType, is_max: bool):
-    """A Parquet min/max as the Delta log stores it, or None where it must be left out."""
-    if value is None:
-        return None
-    if pa.types.is_timestamp(arrow_type):
-        if not isinstance(value, dt.datetime):
-            return None
-        # Delta keeps millisecond precision: round the bounds outward so skipping stays safe.
-        micros = value.microsecond
-        value = value.replace(microsecond=(micros // 1000) * 1000)
-        if is_max and micros % 1000:
-            value += dt.timedelta(milliseconds=1)
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-    if pa.types.is_date(arrow_type):
-        return value.isoformat()
-    if pa.types.is_floating(arrow_type):
-        return None if math.isnan(value) else float(value)
-    if pa.types.is_integer(arrow_type):
-        return int(value)
-    if pa.types.is_string(arrow_type):
-        if len(value) > 32:
-            return None if is_max else value[:32]
-        return value
-    return None
-
-
-def file_stats(path: str, schema: pa.Schema) -> dict:
-    """numRecords and per-column minValues / maxValues / nullCount from the Parquet footer."""
-    meta = pq.ParquetFile(path).metadata
-    stats: dict = {"numRecords": meta.num_rows, "minValues": {}, "maxValues": {}, "nullCount": {}}
-    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
-    for col_idx, name in enumerate(names):
-        if name not in schema.names:
-            continue
-        arrow_type = schema.field(name).type
-        lows, highs, nulls, complete = [], [], 0, True
-        for rg in range(meta.num_row_groups):
-            col = meta.row_group(rg).column(col_idx)
-            st = col.statistics
-            if st is None:
-                complete = False
-                break
-            nulls += st.null_count if st.has_null_count else 0
-            if st.has_min_max:
-                lows.append(st.min)
-                highs.append(st.max)
-            elif st.null_count != meta.row_group(rg).num_rows:
-                complete = False
-        if not complete:
-            continue
-        stats["nullCount"][name] = nulls
-        if lows:
-            low = _stat_value(min(lows), arrow_type, is_max=False)
-            high = _stat_value(max(highs), arrow_type, is_max=True)
-            if low is not None:
-                stats["minValues"][name] = low
-            if high is not None:
-                stats["maxValues"][name] = high
-    return stats
-
-
-def _partition_values(rel_path: str, partition_by: list[str]) -> dict[str, str | None]:
-    values: dict[str, str | None] = {}
-    for part in Path(rel_path).parts[:-1]:
-        if "=" in part:
-            key, value = part.split("=", 1)
-            if key in partition_by:
-                values[key] = None if value == "__HIVE_DEFAULT_PARTITION__" else value
-    missing = [p for p in partition_by if p not in values]
-    if missing:
-        raise ValueError(f"file {rel_path} has no partition folder for {missing}")
-    return values
+def _java_class(error: BaseException) -> str:
+    """The JVM exception class behind a PySpark error ('' when there is none)."""
+    java = getattr(error, "java_exception", None) or getattr(error, "_java_exception", None)
+    try:
+        return java.getClass().getName() if java is not None else ""
+    except Exception:  # noqa: BLE001 - a dead gateway must not hide the original error
+        return ""
 
 
 class Lake:
-    """A lake rooted at a local (or mounted shared) folder.
+    """A lake rooted at a folder or file system URI.
 
     Args:
-        root: the lake folder; tables live at ``root/<layer>/<table>``.
+        root: the lake's location; tables live at ``root/<layer>/<table>``. A plain path is
+            made absolute; a URI (``hdfs://nn/lake``, ``s3a://bucket/lake``) is kept as given.
     """
 
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root).resolve()
+    def __init__(self, root: str | Path, log_reader: str = "auto"):
+        if log_reader not in ("auto", "spark"):
+            raise ValueError(f"log_reader must be 'auto' or 'spark', got {log_reader!r}")
+        text = str(root)
+        self.is_local = not _URI.match(text) or text.startswith("file:")
+        if text.startswith("file:"):
+            text = "/" + text[len("file:"):].lstrip("/")
+        self.root = str(Path(text).resolve()) if self.is_local else text.rstrip("/")
+        # Reading a table's log (its version, history, app transactions, schema) is a few
+        # milliseconds with delta-rs and a Spark job with delta-spark; delta-rs reads local
+        # lakes, Spark every other file system.
+        self._log_by_rust = self.is_local and log_reader == "auto"
 
     def __repr__(self) -> str:
-        return f"Lake({str(self.root)!r})"
+        return f"Lake({self.root!r})"
 
-    def path(self, layer: str, table: str) -> Path:
+    def path(self, layer: str, table: str) -> str:
+        """The table's location: an absolute local path, or a URI under the lake's."""
         if layer not in LAYERS:
             raise ValueError(f"unknown layer {layer!r}; expected one of {LAYERS}")
-        return self.root / layer / table
+        return f"{self.root}/{layer}/{table}"
+
+    def location(self, *parts: str) -> str:
+        """Any location under the lake's root (scratch folders, for example)."""
+        return "/".join([self.root, *parts])
+
+    def _uri(self, location: str) -> str:
+        # Spark's Hadoop paths want a scheme for local files with odd characters.
+        return Path(location).as_uri() if self.is_local else location
+
+    # -- table state -------------------------------------------------------------------------
+
+    def _log(self, layer: str, table: str):
+        """delta-rs's view of the table's log (local lakes)."""
+        from deltalake import DeltaTable
+
+        return DeltaTable(self.path(layer, table))
 
     def exists(self, layer: str, table: str) -> bool:
-        return DeltaTable.is_deltatable(str(self.path(layer, table)))
+        if self._log_by_rust or _session() is None:
+            from deltalake import DeltaTable
 
-    def table(self, layer: str, table: str, version: int | None = None) -> DeltaTable:
-        path = self.path(layer, table)
-        if not DeltaTable.is_deltatable(str(path)):
-            raise FileNotFoundError(f"no Delta table at {path}")
-        return DeltaTable(str(path), version=version)
+            return DeltaTable.is_deltatable(self.path(layer, table))
+        from delta.tables import DeltaTable
+
+        return DeltaTable.isDeltaTable(_active_spark(), self._uri(self.path(layer, table)))
+
+    def delta_table(self, layer: str, table: str, spark: SparkSession | None = None):
+        """delta-spark's ``DeltaTable`` of the table (history, optimize, vacuum, merge)."""
+        from delta.tables import DeltaTable
+
+        spark = _active_spark(spark)
+        if not self.exists(layer, table):
+            raise FileNotFoundError(f"no Delta table at {self.path(layer, table)}")
+        return DeltaTable.forPath(spark, self._uri(self.path(layer, table)))
+
+    def history(self, layer: str, table: str, limit: int | None = None) -> list[dict]:
+        """``DESCRIBE HISTORY`` rows, newest first: version, operation, userMetadata (the app
+        id of the job run that committed it), operationMetrics."""
+        keys = ("version", "operation", "userMetadata", "operationMetrics")
+        if self._log_by_rust:
+            if not self.exists(layer, table):
+                raise FileNotFoundError(f"no Delta table at {self.path(layer, table)}")
+            rows = self._log(layer, table).history(limit)
+            return sorted(
+                ({k: row.get(k) for k in keys} for row in rows), key=lambda r: -r["version"]
+            )
+        frame = self.delta_table(layer, table).history(limit) if limit else (
+            self.delta_table(layer, table).history()
+        )
+        return [
+            row.asDict()
+            for row in frame.select(*keys)
+            .orderBy("version", ascending=False)
+            .collect()
+        ]
+
+    def version(self, layer: str, table: str) -> int:
+        """The table's latest version."""
+        if self._log_by_rust:
+            return self._log(layer, table).version()
+        return int(self.history(layer, table, limit=1)[0]["version"])
+
+    def partition_columns(self, layer: str, table: str) -> list[str]:
+        if self._log_by_rust:
+            return list(self._log(layer, table).metadata().partition_columns)
+        detail = self.delta_table(layer, table).detail().select("partitionColumns").first()
+        return list(detail["partitionColumns"])
+
+    def _commit_of(self, layer: str, table: str, app_id: str) -> dict | None:
+        for row in self.history(layer, table):
+            if row["userMetadata"] == app_id:
+                return row
+        return None
+
+    def committed(self, layer: str, table: str, app_id: str) -> bool:
+        """Whether the job run ``app_id`` has committed to the table."""
+        if self._log_by_rust:
+            return self.exists(layer, table) and (
+                self._log(layer, table).transaction_version(app_id) is not None
+            )
+        return self.exists(layer, table) and self._commit_of(layer, table, app_id) is not None
 
     def tables(self) -> list[str]:
         """All tables as ``layer/table`` names (nested names like ``shards/ndm/irvine`` too)."""
-        found = []
-        for log in sorted(self.root.glob("**/_delta_log")):
-            found.append(str(log.parent.relative_to(self.root)))
-        return found
-
-    def committed(self, layer: str, table: str, app_id: str) -> bool:
-        """Whether the application transaction ``app_id`` is already in the table's log."""
-        if not self.exists(layer, table):
-            return False
-        return self.table(layer, table).transaction_version(app_id) is not None
+        if self.is_local:
+            root = Path(self.root)
+            return sorted(
+                str(log.parent.relative_to(root)) for log in root.glob("**/_delta_log")
+            )
+        spark = _active_spark()
+        jvm = spark.sparkContext._jvm
+        root = jvm.org.apache.hadoop.fs.Path(self.root)
+        fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+        found, todo = [], [root]
+        while todo:
+            folder = todo.pop()
+            if not fs.exists(folder):
+                continue
+            for status in fs.listStatus(folder):
+                if not status.isDirectory():
+                    continue
+                child = status.getPath()
+                if child.getName() == "_delta_log":
+                    found.append(child.getParent().toString()[len(self.root) + 1:])
+                else:
+                    todo.append(child)
+        return sorted(found)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -230,26 +238,30 @@ class Lake:
         expected_schema: T.StructType | None = None,
         max_records_per_file: int | None = None,
         overwrite_schema: bool = False,
+        replace_where: str | None = None,
     ) -> CommitResult:
-        """Write ``df`` with Spark and commit exactly the files it wrote.
+        """Write ``df`` to the table as one Delta commit.
 
         Args:
             df: the rows to write.
-            mode: ``append`` or ``overwrite`` (the new files replace the snapshot's).
+            mode: ``append`` or ``overwrite`` (the new rows replace the snapshot's).
             partition_by: partition columns (Hive-style folders).
-            app_id: application transaction id; when the log already holds it, nothing is
-                written or committed. None makes a fresh one (no deduplication).
+            app_id: the job run's id; when the table's log already holds it, nothing is written
+                or committed. None makes a fresh one (no deduplication).
             expected_schema: if given, ``df`` must match it (SchemaMismatchError otherwise).
             max_records_per_file: bound on rows per Parquet file.
             overwrite_schema: with ``mode="overwrite"``, let the new snapshot have another
                 schema (columns added, dropped or retyped); older versions keep theirs, so time
-                travel still reads them. Without it any schema change raises
-                ``SchemaMismatchError`` naming the column.
+                travel still reads them.
+            replace_where: with ``mode="overwrite"``, a SQL predicate (``"week = 5"``): only the
+                rows it selects are replaced, and every new row must satisfy it.
         """
         if mode not in ("append", "overwrite"):
             raise ValueError(f"mode must be 'append' or 'overwrite', got {mode!r}")
         if overwrite_schema and mode != "overwrite":
             raise ValueError("overwrite_schema needs mode='overwrite'")
+        if replace_where and mode != "overwrite":
+            raise ValueError("replace_where needs mode='overwrite'")
         partition_by = list(partition_by or [])
         name = f"{layer}/{table}"
         app_id = app_id or f"adhoc-{uuid.uuid4().hex}"
@@ -259,90 +271,38 @@ class Lake:
             from pipeline.schemas import check_schema
 
             check_schema(df.schema, expected_schema, name)
-        arrow_schema = spark_to_arrow_schema(df.schema)
-        self._check_table_schema(layer, table, arrow_schema, partition_by, overwrite_schema)
+        if not overwrite_schema:
+            self._check_columns(df.schema, layer, table, partition_by)
 
-        table_path = self.path(layer, table)
-        staging = table_path / STAGING / uuid.uuid4().hex
-        writer = df.write.mode("error").format("parquet")
+        writer = (
+            df.write.format("delta")
+            .mode(mode)
+            .option("txnAppId", app_id)
+            .option("txnVersion", TXN_VERSION)
+            .option("userMetadata", app_id)
+        )
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         if max_records_per_file:
             writer = writer.option("maxRecordsPerFile", max_records_per_file)
-        writer.save(str(staging))
-        # The staging folder is this write's alone, so its files are exactly the job's output.
-        staged = sorted(
-            p for p in staging.rglob("*.parquet") if not p.name.startswith((".", "_"))
-        )
-        return self.commit_files(
-            staged, staging, layer, table, arrow_schema, mode, partition_by, app_id
-        )
-
-    def commit_files(
-        self,
-        staged: list[Path],
-        staging: Path,
-        layer: str,
-        table: str,
-        arrow_schema: pa.Schema,
-        mode: str,
-        partition_by: list[str],
-        app_id: str,
-    ) -> CommitResult:
-        """Move staged Parquet files into the table and commit them in one transaction."""
-        name = f"{layer}/{table}"
-        table_path = self.path(layer, table)
-        data_schema = pa.schema([f for f in arrow_schema if f.name not in partition_by])
-        adds, moved, rows = [], [], 0
-        for src in staged:
-            rel_in_staging = src.relative_to(staging)
-            rel = rel_in_staging.parent / f"{staging.name[:8]}-{src.name}"
-            dst = table_path / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dst)
-            moved.append(dst)
-            stats = file_stats(str(dst), data_schema)
-            rows += stats["numRecords"]
-            adds.append(
-                AddAction(
-                    path=rel.as_posix(),
-                    size=dst.stat().st_size,
-                    partition_values=_partition_values(rel.as_posix(), partition_by),
-                    modification_time=int(dst.stat().st_mtime * 1000),
-                    data_change=True,
-                    stats=json.dumps(stats),
-                )
-            )
-        shutil.rmtree(staging, ignore_errors=True)
-        # A concurrent re-run may have committed meanwhile: check again right before committing.
-        if self.committed(layer, table, app_id):
-            for path in moved:
-                path.unlink(missing_ok=True)
+        if overwrite_schema:
+            writer = writer.option("overwriteSchema", "true")
+        if replace_where:
+            writer = writer.option("replaceWhere", replace_where)
+        try:
+            writer.save(self._uri(self.path(layer, table)))
+        except Exception as error:  # noqa: BLE001 - mapped to our errors below, else re-raised
+            self._raise_mapped(error, df.schema, layer, table, app_id)
+        commit = self._commit_of(layer, table, app_id)
+        if commit is None:  # Delta found the app id in the log (a concurrent same-run writer)
             return CommitResult(name, None, skipped=True)
-        props = CommitProperties(
-            app_transactions=[Transaction(app_id=app_id, version=1)],
-            custom_metadata={"sharecast.app_id": app_id},
+        metrics = commit["operationMetrics"] or {}
+        return CommitResult(
+            name,
+            int(commit["version"]),
+            rows=int(metrics.get("numOutputRows", 0)),
+            files=int(metrics.get("numFiles", metrics.get("numAddedFiles", 0))),
         )
-        delta_schema = Schema.from_arrow(arrow_schema)
-        if not self.exists(layer, table):
-            create_table_with_add_actions(
-                str(table_path),
-                delta_schema,
-                adds,
-                mode="error",
-                partition_by=partition_by or None,
-                commit_properties=props,
-            )
-        else:
-            self.table(layer, table).create_write_transaction(
-                adds,
-                mode=mode,
-                schema=delta_schema,
-                partition_by=partition_by or None,
-                commit_properties=props,
-            )
-        version = self.table(layer, table).version()
-        return CommitResult(name, version, [a.path for a in adds], rows)
 
     def write_arrow(
         self,
@@ -353,175 +313,158 @@ class Lake:
         mode: str = "append",
         app_id: str | None = None,
         overwrite_schema: bool = False,
+        spark: SparkSession | None = None,
     ) -> CommitResult:
-        """Commit a small driver-side Arrow table (summaries, manifests, results); the options
-        mean what they mean in ``write``."""
-        if overwrite_schema and mode != "overwrite":
-            raise ValueError("overwrite_schema needs mode='overwrite'")
-        name = f"{layer}/{table}"
-        app_id = app_id or f"adhoc-{uuid.uuid4().hex}"
-        if self.committed(layer, table, app_id):
-            return CommitResult(name, None, skipped=True)
-        schema = pa.schema([f.with_nullable(True) for f in data.schema])
-        data = data.cast(schema)
-        self._check_table_schema(layer, table, schema, [], overwrite_schema)
-        staging = self.path(layer, table) / STAGING / uuid.uuid4().hex
-        staging.mkdir(parents=True)
-        file = staging / f"part-00000-{uuid.uuid4().hex}.parquet"
-        pq.write_table(data, file, compression="zstd")
-        return self.commit_files([file], staging, layer, table, schema, mode, [], app_id)
+        """Commit a small driver-side Arrow table (summaries, manifests) through Spark; the
+        options mean what they mean in ``write``."""
+        spark = _active_spark(spark)
+        df = spark.createDataFrame(data).coalesce(1)
+        return self.write(
+            df, layer, table, mode=mode, app_id=app_id, overwrite_schema=overwrite_schema
+        )
 
-    def _check_table_schema(
-        self,
-        layer: str,
-        table: str,
-        schema: pa.Schema,
-        partition_by: list[str],
-        columns_may_change: bool = False,
+    def _check_columns(
+        self, schema: T.StructType, layer: str, table: str, partition_by: list[str]
     ) -> None:
+        """What Delta lets through but a lake of reconciled counts must not: a write missing
+        one of the table's columns, or partitioned another way."""
         if not self.exists(layer, table):
             return
-        dt_ = self.table(layer, table)
-        current = pa.schema(dt_.schema().to_arrow())  # arro3 -> pyarrow
         where = f"{layer}/{table}"
-        current_parts = list(dt_.metadata().partition_columns)
+        current_parts = self.partition_columns(layer, table)
         if partition_by != current_parts:
             raise SchemaMismatchError(
                 f"{where}: partitioned by {partition_by}, the table by {current_parts}"
             )
-        if columns_may_change:
-            return
-        have = {f.name: f.type for f in current}
-        new = {f.name: f.type for f in schema}
-        for col, typ in have.items():
-            if col not in new:
-                raise SchemaMismatchError(f"{where}: column {col!r} ({typ}) is missing")
-            if not _same_type(new[col], typ):
-                raise SchemaMismatchError(
-                    f"{where}: column {col!r} has type {new[col]}, the table has {typ}"
-                )
-        for col in new:
-            if col not in have:
-                raise SchemaMismatchError(f"{where}: column {col!r} is not in the table")
+        new = set(schema.fieldNames())
+        missing = [name for name in self._column_names(layer, table) if name not in new]
+        if missing:
+            raise SchemaMismatchError(f"{where}: column {missing[0]!r} is missing")
+
+    def _column_names(self, layer: str, table: str) -> list[str]:
+        if self._log_by_rust:
+            return [f.name for f in self._log(layer, table).schema().fields]
+        return self._table_schema(layer, table).fieldNames()
+
+    def _table_schema(self, layer: str, table: str) -> T.StructType:
+        return self.delta_table(layer, table).toDF().schema
+
+    def _raise_mapped(
+        self, error: Exception, schema: T.StructType, layer: str, table: str, app_id: str
+    ) -> None:
+        """Delta's schema and concurrency errors as ours, naming the column or the cause."""
+        where = f"{layer}/{table}"
+        text = str(error)
+        java = _java_class(error)
+        if "Concurrent" in java or "DELTA_CONCURRENT" in text:
+            if "ConcurrentTransaction" in java and self.committed(layer, table, app_id):
+                return  # a writer with the same app id committed first: this run is done
+            raise ConcurrentWriteError(
+                f"{where}: another writer committed first and conflicts with this write "
+                f"({java.rsplit('.', 1)[-1] or 'conflict'}); nothing was committed, re-run it"
+            ) from error
+        if "schema mismatch" in text.lower() or "DELTA_FAILED_TO_MERGE_FIELDS" in text:
+            have = {f.name: f.dataType for f in self._table_schema(layer, table).fields}
+            for field in schema.fields:
+                if field.name not in have:
+                    raise SchemaMismatchError(
+                        f"{where}: column {field.name!r} is not in the table"
+                    ) from error
+                if field.dataType != have[field.name]:
+                    raise SchemaMismatchError(
+                        f"{where}: column {field.name!r} has type "
+                        f"{field.dataType.simpleString()}, the table has "
+                        f"{have[field.name].simpleString()}"
+                    ) from error
+            raise SchemaMismatchError(f"{where}: {text.splitlines()[0]}") from error
+        raise error
 
     # -- reading -----------------------------------------------------------------------------
-
-    def files(self, layer: str, table: str, version: int | None = None) -> list[str]:
-        """Absolute paths of the snapshot's data files."""
-        return [_uri_to_path(u) for u in self.table(layer, table, version).file_uris()]
 
     def read(
         self, spark: SparkSession, layer: str, table: str, version: int | None = None
     ) -> DataFrame:
-        """The snapshot (latest, or ``version``) as a Spark DataFrame: exactly its files."""
-        dt_ = self.table(layer, table, version)
-        schema = _arrow_to_spark(pa.schema(dt_.schema().to_arrow()))
-        files = [_uri_to_path(u) for u in dt_.file_uris()]
-        if not files:
-            return spark.createDataFrame([], schema)
-        base = str(self.path(layer, table))
-        return (
-            spark.read.schema(schema)
-            .option("basePath", base)
-            .option("mergeSchema", "false")
-            .parquet(*files)
-            .select(*schema.names)
-        )
+        """The snapshot (latest, or ``version``) as a Spark DataFrame."""
+        if not self.exists(layer, table):
+            raise FileNotFoundError(f"no Delta table at {self.path(layer, table)}")
+        reader = spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        return reader.load(self._uri(self.path(layer, table)))
 
     def to_arrow(self, layer: str, table: str, version: int | None = None) -> pa.Table:
-        """The snapshot as an Arrow table (small tables: stats, manifests, results)."""
-        return self.table(layer, table, version).to_pyarrow_table()
+        """The snapshot as an Arrow table (small tables: stats, manifests, results). Read with
+        Spark where a session runs, else with delta-rs (no JVM: the report)."""
+        spark = _session()
+        if spark is not None:
+            return self.read(spark, layer, table, version).toArrow()
+        from deltalake import DeltaTable
+
+        path = self.path(layer, table)
+        if not DeltaTable.is_deltatable(path):
+            raise FileNotFoundError(f"no Delta table at {path}")
+        return DeltaTable(path, version=version).to_pyarrow_table()
 
     # -- housekeeping ------------------------------------------------------------------------
 
-    def vacuum(self, layer: str, table: str, min_age_s: float = 3600.0) -> list[str]:
-        """Delete files no version of the log references (left by crashed jobs).
+    def vacuum(
+        self, layer: str, table: str, retain_hours: float = DEFAULT_RETAIN_HOURS,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Delete files no version within the retention period references: files of commits
+        replaced longer ago than ``retain_hours``, and files killed jobs left uncommitted.
 
-        Files younger than ``min_age_s`` are kept: a running job may be about to commit them.
-        Files removed by an overwrite stay while any version references them (time travel).
+        Delta's safety check stays on: a retention shorter than the table's
+        ``delta.deletedFileRetentionDuration`` (7 days by default) is refused, because a job
+        still running may be about to commit younger files. Returns the removed files'
+        paths relative to the table.
         """
-        table_path = self.path(layer, table)
-        referenced: set[str] = set()
-        log = table_path / "_delta_log"
-        for entry in sorted(log.glob("*.json")):
-            for line in entry.read_text().splitlines():
-                action = json.loads(line)
-                for kind in ("add", "remove"):
-                    if kind in action:
-                        referenced.add(_unquote(action[kind]["path"]))
-        for checkpoint in sorted(log.glob("*.checkpoint*.parquet")):
-            cp = pq.read_table(checkpoint, columns=["add"]).column("add").to_pylist()
-            referenced.update(_unquote(a["path"]) for a in cp if a)
-        now = time.time()
-        removed = []
-        for file in table_path.rglob("*"):
-            if not file.is_file() or "_delta_log" in file.parts:
-                continue
-            rel = file.relative_to(table_path).as_posix()
-            if rel in referenced or now - file.stat().st_mtime < min_age_s:
-                continue
-            file.unlink()
-            removed.append(rel)
-        for folder in sorted(table_path.rglob("*"), key=lambda p: -len(p.parts)):
-            if folder.is_dir() and "_delta_log" not in folder.parts and not any(folder.iterdir()):
-                folder.rmdir()
-        return sorted(removed)
+        spark = _active_spark()
+        location = self._uri(self.path(layer, table))
+        self.delta_table(layer, table)  # refuses a missing table with a clear message
+        planned = spark.sql(
+            f"VACUUM delta.`{location}` RETAIN {retain_hours} HOURS DRY RUN"
+        ).collect()
+        prefix = location.rstrip("/") + "/"
+        files = sorted(
+            _relative(row["path"], prefix, self.path(layer, table))
+            for row in planned
+            if not (self.is_local and Path(_local(row["path"])).is_dir())
+        )
+        if files and not dry_run:
+            spark.sql(f"VACUUM delta.`{location}` RETAIN {retain_hours} HOURS").collect()
+        return files
+
+    def optimize(self, layer: str, table: str, zorder_by: list[str] | None = None) -> dict:
+        """Compact the table's small files (and cluster by ``zorder_by``): Delta's OPTIMIZE.
+        Returns its metrics (files added and removed)."""
+        builder = self.delta_table(layer, table).optimize()
+        frame = builder.executeZOrderBy(*zorder_by) if zorder_by else builder.executeCompaction()
+        metrics = frame.select("metrics.numFilesAdded", "metrics.numFilesRemoved").first()
+        return {"files_added": int(metrics[0]), "files_removed": int(metrics[1])}
+
+    def remove(self, location: str) -> None:
+        """Delete a folder under the lake (a job's scratch space), on any file system."""
+        if self.is_local:
+            import shutil
+
+            shutil.rmtree(location, ignore_errors=True)
+            return
+        spark = _active_spark()
+        path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(location)
+        path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(path, True)
 
 
-def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
-    if pa.types.is_timestamp(a) and pa.types.is_timestamp(b):
-        return (a.tz is None) == (b.tz is None)
-    if pa.types.is_string(a) or pa.types.is_large_string(a):
-        return pa.types.is_string(b) or pa.types.is_large_string(b)
-    return a == b
-
-
-def _unquote(path: str) -> str:
-    from urllib.parse import unquote
-
-    return unquote(path)
-
-
-def _uri_to_path(uri: str) -> str:
+def _local(path: str) -> str:
     from urllib.parse import unquote, urlparse
 
-    if uri.startswith("file://"):
-        return unquote(urlparse(uri).path)
-    return uri
+    return unquote(urlparse(path).path) if path.startswith("file:") else path
 
 
-def _arrow_to_spark(schema: pa.Schema) -> T.StructType:
-    def conv(t: pa.DataType) -> T.DataType:
-        if pa.types.is_int64(t):
-            return T.LongType()
-        if pa.types.is_int32(t):
-            return T.IntegerType()
-        if pa.types.is_int16(t):
-            return T.ShortType()
-        if pa.types.is_int8(t):
-            return T.ByteType()
-        if pa.types.is_float64(t):
-            return T.DoubleType()
-        if pa.types.is_float32(t):
-            return T.FloatType()
-        if pa.types.is_string(t) or pa.types.is_large_string(t):
-            return T.StringType()
-        if pa.types.is_boolean(t):
-            return T.BooleanType()
-        if pa.types.is_date(t):
-            return T.DateType()
-        if pa.types.is_timestamp(t):
-            return T.TimestampType() if t.tz else T.TimestampNTZType()
-        if pa.types.is_binary(t) or pa.types.is_large_binary(t):
-            return T.BinaryType()
-        if pa.types.is_list(t) or pa.types.is_large_list(t):
-            return T.ArrayType(conv(t.value_type))
-        if pa.types.is_struct(t):
-            return T.StructType([T.StructField(f.name, conv(f.type)) for f in t])
-        if pa.types.is_map(t):
-            return T.MapType(conv(t.key_type), conv(t.item_type))
-        if pa.types.is_decimal(t):
-            return T.DecimalType(t.precision, t.scale)
-        raise TypeError(f"no Spark mapping for Arrow type {t}")
+def _relative(path: str, prefix: str, location: str) -> str:
+    from urllib.parse import unquote
 
-    return T.StructType([T.StructField(f.name, conv(f.type), True) for f in schema])
+    for start in (prefix, location.rstrip("/") + "/", "file:" + location.rstrip("/") + "/"):
+        if path.startswith(start):
+            return unquote(path[len(start):])
+    return unquote(path)

@@ -899,7 +899,7 @@ def _cascades(
         if hops and neighbours is not None:
             adoptions = neighbour_adoptions(hops, neighbours)
         recs = expand(sharers, cfg, adoptions, hop, degrees, ties)
-        recs = _materialize(recs, scratch / f"hop={hop}", spark)
+        recs = _materialize(recs, f"{scratch}/hop={hop}", spark)
         hops.append(recs)
         sharers = next_sharers(recs, cfg)
         note = " (network without E2, E3, E9)" if network_pass else ""
@@ -920,15 +920,14 @@ def generate(
 ) -> dict[str, DataFrame]:
     """Generate the world; returns the raw tables (schema ``schemas.with_partitions``) and
     ``truth``. Intermediates are materialized under ``scratch`` (delete it afterwards)."""
-    from pathlib import Path
 
-    scratch = Path(scratch)
+    scratch = str(scratch).rstrip("/")
     user_df = users(spark, cfg)
     item_df = items(spark, cfg)
     progress(f"world: {cfg.n_users} users, {cfg.n_items} items, effects {sorted(cfg.effects)}")
 
-    browse_df = _materialize(browses(spark, cfg), scratch / "browses", spark)
-    seed_df = _materialize(seeds(cfg, user_df), scratch / "seeds", spark)
+    browse_df = _materialize(browses(spark, cfg), f"{scratch}/browses", spark)
+    seed_df = _materialize(seeds(cfg, user_df), f"{scratch}/seeds", spark)
     progress("world: browses and cascade seeds done")
 
     sharers = seed_df.drop("browse_t", "buy_t")
@@ -936,13 +935,13 @@ def generate(
     if _two_pass(cfg):
         # The network without E2, E3 and E9 (same draws), whose prior degrees E2 reads, whose
         # neighbours E3 counts and whose ties' price history E9 reads; see the module docstring.
-        network = _cascades(spark, cfg, sharers, None, None, scratch / "network", progress)
+        network = _cascades(spark, cfg, sharers, None, None, f"{scratch}/network", progress)
         if cfg.on("E2"):
-            degrees = _materialize(prior_degrees(network), scratch / "degrees", spark)
+            degrees = _materialize(prior_degrees(network), f"{scratch}/degrees", spark)
         if cfg.on("E3"):
-            neighbours = _materialize(network_neighbours(network), scratch / "neighbours", spark)
+            neighbours = _materialize(network_neighbours(network), f"{scratch}/neighbours", spark)
         if cfg.on("E9"):
-            ties = _materialize(tie_history(network), scratch / "ties", spark)
+            ties = _materialize(tie_history(network), f"{scratch}/ties", spark)
     records = _cascades(spark, cfg, sharers, degrees, neighbours, scratch, progress, ties)
     inputs = records
     if degrees is None:
@@ -1042,8 +1041,6 @@ def generate_to_lake(
 ) -> dict[str, object]:
     """Generate the world and commit ``raw/*`` and ``truth/world`` (overwriting a previous
     world). Re-running the same run id commits nothing new."""
-    import shutil
-
     run_id = run_id or f"world-{config_id(cfg)}"
     app_id = f"generate_world:{run_id}"
     names = ["users", "items", "shares", "purchases", "browses", "touches"]
@@ -1052,7 +1049,7 @@ def generate_to_lake(
     ):
         progress(f"world {run_id} is already committed; nothing to do")
         return {"run_id": run_id, "skipped": True}
-    scratch = lake.root / "_scratch" / run_id
+    scratch = lake.location("_scratch", run_id)
     try:
         tables = generate(spark, cfg, scratch, progress)
         results = {}
@@ -1073,5 +1070,5 @@ def generate_to_lake(
         )
         results["truth"] = res.rows
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        lake.remove(scratch)
     return {"run_id": run_id, "skipped": False, "rows": results}

@@ -1,5 +1,5 @@
 """The two engines stay apart (ARCHITECTURE.md): the Spark side never imports torch, the torch
-side never imports pyspark (nor delta-rs: it reads the lake with pyarrow alone)."""
+side never imports pyspark (it reads the lake with delta-rs, no JVM)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
     "jobs": {"torch", "torch_geometric", "models"},
     "pipeline": {"torch", "torch_geometric", "models", "jobs"},
-    "models": {"pyspark", "deltalake", "pipeline", "jobs"},
+    "models": {"pyspark", "delta", "pipeline", "jobs"},
 }
 
 

@@ -82,6 +82,27 @@ def test_readme_quick_start_has_two_commands_and_ci_runs_the_second():
     assert commands[1] in (ROOT / ".ci" / "run").read_text()
 
 
+def test_delta_jars_match_the_pinned_pyspark_and_are_baked_into_the_image():
+    from pipeline.session import read_defaults
+
+    conf = read_defaults(ROOT / "spark-defaults.conf")
+    pins = _setup_pins()
+    (coordinate,) = conf["spark.jars.packages"].split(",")
+    group, artifact, version = coordinate.split(":")
+    assert (group, artifact) == ("io.delta", "delta-spark_2.13")
+    # delta-spark's Python package and its jar are one release; Delta 4.0.x is built for
+    # Spark 4.0.x (its pom's spark-sql dependency), the pyspark pinned here.
+    assert version == pins["delta-spark"]
+    assert version.split(".")[:2] == ["4", "0"] and pins["pyspark"].startswith("4.0.")
+    assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    assert conf["spark.sql.catalog.spark_catalog"].endswith("DeltaCatalog")
+    assert conf["spark.databricks.delta.properties.defaults.enableDeletionVectors"] == "false"
+    spark_image = (ROOT / "docker" / "Dockerfile.spark").read_text()
+    assert "spark.jars.packages" in spark_image and '"$SPARK_HOME/jars/"' in spark_image
+    trainer = _pins((ROOT / "docker" / "requirements-trainer.txt").read_text().splitlines())
+    assert trainer["deltalake"] == pins["deltalake"]  # the trainer reads the lake with it
+
+
 def test_spark_defaults_parse_and_set_micros():
     from pipeline.session import read_defaults
 

@@ -112,7 +112,7 @@ def build(spark, lake: Lake, args: argparse.Namespace) -> dict:
         "train_frac": args.train_frac,
         "val_frac": args.val_frac,
         "min_size": args.min_size,
-        "shares_version": lake.table("raw", "shares").version(),
+        "shares_version": lake.version("raw", "shares"),
     }
     run_id = args.run_id or hashlib.sha1(
         json.dumps(settings, sort_keys=True).encode()

@@ -153,8 +153,7 @@ class Observer:
         does not coalesce a cached plan's output), so 200 partitions made a 1M-record run
         2-3x slower, while 16 partitions of a 100M-record world are ~600 MB sorts each.
         """
-        adds = self.lake.table("raw", "shares").get_add_actions(flatten=True)
-        records = sum(v or 0 for v in pa.table(adds).column("num_records").to_pylist())
+        records = self.raw("shares").count()  # answered from the Delta log's file stats
         have = int(self.spark.conf.get("spark.sql.shuffle.partitions"))
         want = max(have, math.ceil(records / self.config.records_per_partition))
         if want != have:
@@ -511,7 +510,7 @@ def default_run_id(lake: Lake, config: ObserveConfig) -> str:
     import hashlib
     import json
 
-    versions = {t: lake.table("raw", t).version() for t in RAW_TABLES}
+    versions = {t: lake.version("raw", t) for t in RAW_TABLES}
     text = json.dumps({"config": asdict(config), "raw": versions}, sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 

@@ -33,8 +33,8 @@ def test_observe_job_writes_every_statistic(spark, lake, capsys):
     tests = lake.to_arrow("stats", "tests").to_pylist()
     assert {t["effect"] for t in tests} >= {"E1", "E2", "E3", "E4", "E5", "E6"}
 
-    versions = {t: lake.table("stats", t).version() for t in ("tests", "conversion_index")}
+    versions = {t: lake.version("stats", t) for t in ("tests", "conversion_index")}
     capsys.readouterr()
     assert observe.main(args) == 0  # same run id: nothing committed twice
     assert "(skipped)" in capsys.readouterr().out
-    assert {t: lake.table("stats", t).version() for t in versions} == versions
+    assert {t: lake.version("stats", t) for t in versions} == versions

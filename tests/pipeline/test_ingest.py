@@ -108,14 +108,14 @@ def test_read_back_is_exactly_the_accepted_rows(spark, shares_lake):
         schema,
     )
     assertDataFrameEqual(lake.read(spark, "raw", "shares"), expected)
-    assert lake.table("raw", "shares").metadata().partition_columns == ["week_start"]
+    assert lake.partition_columns("raw", "shares") == ["week_start"]
 
 
 def test_same_run_id_adds_nothing(spark, shares_lake):
     lake, _, source = shares_lake
-    before = (lake.table("raw", "shares").version(), lake.table("quarantine", "shares").version())
+    before = (lake.version("raw", "shares"), lake.version("quarantine", "shares"))
     again = ingest(spark, lake, "shares", source, "csv", run_id="r1", max_ts=MAX_TS)
-    after = (lake.table("raw", "shares").version(), lake.table("quarantine", "shares").version())
+    after = (lake.version("raw", "shares"), lake.version("quarantine", "shares"))
     assert after == before
     assert not again.committed
     assert (again.read, again.accepted, again.quarantined) == (10, 4, 6)
@@ -127,13 +127,13 @@ def test_default_run_id_is_idempotent_and_a_new_run_id_appends(spark, lake, tmp_
     first = ingest(spark, lake, "shares", source, "csv")
     second = ingest(spark, lake, "shares", source, "csv")
     assert first.run_id == second.run_id and first.committed and not second.committed
-    assert lake.table("raw", "shares").version() == 0
+    assert lake.version("raw", "shares") == 0
     third = ingest(spark, lake, "shares", source, "csv", run_id="again")
     assert third.committed
     # One row per run: the columns in a different header order still land in place.
     rows = lake.read(spark, "raw", "shares").collect()
     assert [(r.sender_id, r.receiver_id, r.item_id) for r in rows] == [(1, 2, 10)] * 2
-    assert lake.table("quarantine", "shares").to_pyarrow_table().num_rows == 0
+    assert lake.to_arrow("quarantine", "shares").num_rows == 0
 
 
 def test_browses_rules(spark, lake, tmp_path):

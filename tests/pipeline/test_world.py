@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,14 +174,15 @@ def test_generate_to_lake_is_idempotent(spark, lake):
     cfg = WorldConfig(share_records=1500, seed=5, weeks=4)
     first = generate_to_lake(spark, lake, cfg, progress=lambda m: None)
     assert not first["skipped"]
-    versions = {t: lake.table("raw", t).version() for t in ("shares", "purchases")}
+    versions = {t: lake.version("raw", t) for t in ("shares", "purchases")}
     again = generate_to_lake(spark, lake, cfg, progress=lambda m: None)
     assert again["skipped"]
-    assert {t: lake.table("raw", t).version() for t in versions} == versions
+    assert {t: lake.version("raw", t) for t in versions} == versions
     assert lake.read(spark, "raw", "shares").count() == first["rows"]["shares"]
     truth = {r.parameter: r.value for r in lake.read(spark, "truth", "world").collect()}
     assert truth["e1_pi_slope"] == cfg.e1_pi_slope
-    assert not (lake.root / "_scratch").exists() or not any((lake.root / "_scratch").iterdir())
+    scratch = Path(lake.location("_scratch"))
+    assert not scratch.exists() or not any(scratch.iterdir())
 
 
 @pytest.mark.parametrize(
