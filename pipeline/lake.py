@@ -121,10 +121,6 @@ class Lake:
         """Any location under the lake's root (scratch folders, for example)."""
         return "/".join([self.root, *parts])
 
-    def _uri(self, location: str) -> str:
-        # Spark's Hadoop paths want a scheme for local files with odd characters.
-        return Path(location).as_uri() if self.is_local else location
-
     # -- table state -------------------------------------------------------------------------
 
     def _log(self, layer: str, table: str):
@@ -140,7 +136,7 @@ class Lake:
             return DeltaTable.is_deltatable(self.path(layer, table))
         from delta.tables import DeltaTable
 
-        return DeltaTable.isDeltaTable(_active_spark(), self._uri(self.path(layer, table)))
+        return DeltaTable.isDeltaTable(_active_spark(), self.path(layer, table))
 
     def delta_table(self, layer: str, table: str, spark: SparkSession | None = None):
         """delta-spark's ``DeltaTable`` of the table (history, optimize, vacuum, merge)."""
@@ -149,7 +145,7 @@ class Lake:
         spark = _active_spark(spark)
         if not self.exists(layer, table):
             raise FileNotFoundError(f"no Delta table at {self.path(layer, table)}")
-        return DeltaTable.forPath(spark, self._uri(self.path(layer, table)))
+        return DeltaTable.forPath(spark, self.path(layer, table))
 
     def history(self, layer: str, table: str, limit: int | None = None) -> list[dict]:
         """``DESCRIBE HISTORY`` rows, newest first: version, operation, userMetadata (the app
@@ -200,7 +196,7 @@ class Lake:
 
     def tables(self) -> list[str]:
         """All tables as ``layer/table`` names (nested names like ``shards/ndm/irvine`` too)."""
-        if self.is_local:
+        if self._log_by_rust:
             root = Path(self.root)
             return sorted(
                 str(log.parent.relative_to(root)) for log in root.glob("**/_delta_log")
@@ -209,9 +205,9 @@ class Lake:
         jvm = spark.sparkContext._jvm
         root = jvm.org.apache.hadoop.fs.Path(self.root)
         fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-        found, todo = [], [root]
+        found, todo = [], [(root, "")]
         while todo:
-            folder = todo.pop()
+            folder, rel = todo.pop()
             if not fs.exists(folder):
                 continue
             for status in fs.listStatus(folder):
@@ -219,9 +215,9 @@ class Lake:
                     continue
                 child = status.getPath()
                 if child.getName() == "_delta_log":
-                    found.append(child.getParent().toString()[len(self.root) + 1:])
+                    found.append(rel)
                 else:
-                    todo.append(child)
+                    todo.append((child, f"{rel}/{child.getName()}".lstrip("/")))
         return sorted(found)
 
     # -- writing -----------------------------------------------------------------------------
@@ -290,7 +286,7 @@ class Lake:
         if replace_where:
             writer = writer.option("replaceWhere", replace_where)
         try:
-            writer.save(self._uri(self.path(layer, table)))
+            writer.save(self.path(layer, table))
         except Exception as error:  # noqa: BLE001 - mapped to our errors below, else re-raised
             self._raise_mapped(error, df.schema, layer, table, app_id)
         commit = self._commit_of(layer, table, app_id)
@@ -390,7 +386,7 @@ class Lake:
         reader = spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", version)
-        return reader.load(self._uri(self.path(layer, table)))
+        return reader.load(self.path(layer, table))
 
     def to_arrow(self, layer: str, table: str, version: int | None = None) -> pa.Table:
         """The snapshot as an Arrow table (small tables: stats, manifests, results). Read with
@@ -420,19 +416,19 @@ class Lake:
         paths relative to the table.
         """
         spark = _active_spark()
-        location = self._uri(self.path(layer, table))
+        location = self.path(layer, table)
         self.delta_table(layer, table)  # refuses a missing table with a clear message
+        quoted = location.replace("`", "``")
         planned = spark.sql(
-            f"VACUUM delta.`{location}` RETAIN {retain_hours} HOURS DRY RUN"
+            f"VACUUM delta.`{quoted}` RETAIN {retain_hours} HOURS DRY RUN"
         ).collect()
-        prefix = location.rstrip("/") + "/"
         files = sorted(
-            _relative(row["path"], prefix, self.path(layer, table))
+            _relative(row["path"], location)
             for row in planned
             if not (self.is_local and Path(_local(row["path"])).is_dir())
         )
         if files and not dry_run:
-            spark.sql(f"VACUUM delta.`{location}` RETAIN {retain_hours} HOURS").collect()
+            spark.sql(f"VACUUM delta.`{quoted}` RETAIN {retain_hours} HOURS").collect()
         return files
 
     def optimize(self, layer: str, table: str, zorder_by: list[str] | None = None) -> dict:
@@ -461,10 +457,12 @@ def _local(path: str) -> str:
     return unquote(urlparse(path).path) if path.startswith("file:") else path
 
 
-def _relative(path: str, prefix: str, location: str) -> str:
+def _relative(path: str, location: str) -> str:
+    """A file's path relative to its table, from what VACUUM lists (a URI, maybe %-escaped)."""
     from urllib.parse import unquote
 
-    for start in (prefix, location.rstrip("/") + "/", "file:" + location.rstrip("/") + "/"):
+    path, location = unquote(path), location.rstrip("/") + "/"
+    for start in (location, "file:" + location, "file://" + location):
         if path.startswith(start):
-            return unquote(path[len(start):])
-    return unquote(path)
+            return path[len(start):]
+    return path

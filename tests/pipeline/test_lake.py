@@ -324,6 +324,25 @@ def test_tables_lists_nested_names(spark, lake):
     assert lake.tables() == ["shards/ndm/irvine", "stats/ci"]
 
 
+@pytest.mark.parametrize("log_reader", ["auto", "spark"])
+def test_odd_characters_in_the_lake_path(spark, tmp_path, log_reader):
+    # Spaces, glob characters and non-ASCII: Spark gets the path as it is, never a pattern.
+    # log_reader="spark" reads the log the way a lake on HDFS or S3A is read.
+    lake = Lake(tmp_path / "my lake [1] {a,b} é", log_reader=log_reader)
+    assert lake.write(_shares(spark, 6), "raw", "shares", app_id="r1").version == 0
+    assert lake.write(_shares(spark, 6), "raw", "shares", app_id="r1").skipped
+    assert lake.committed("raw", "shares", "r1") and not lake.committed("raw", "shares", "r2")
+    assert lake.read(spark, "raw", "shares").count() == 6
+    assert lake.version("raw", "shares") == 0 and lake.partition_columns("raw", "shares") == []
+    assert [h["userMetadata"] for h in lake.history("raw", "shares")] == ["r1"]
+    assert lake.tables() == ["raw/shares"]
+    orphan = Path(lake.path("raw", "shares")) / "part-orphan.parquet"
+    _shares(spark, 2).toPandas().to_parquet(orphan)
+    _age(orphan, 24 * 8)
+    assert lake.vacuum("raw", "shares", dry_run=True) == ["part-orphan.parquet"]
+    assert lakeio.read_table(lake.path("raw", "shares")).num_rows == 6
+
+
 def test_unknown_layer_is_refused(lake):
     with pytest.raises(ValueError, match="layer"):
         lake.path("bronze", "x")
