@@ -41,6 +41,7 @@ from pipeline.schemas import SchemaMismatchError
 LAYERS = ("raw", "quarantine", "truth", "stats", "shards", "results")
 TXN_VERSION = 1  # each app id commits once: Delta skips a write whose app id holds version >= 1
 DEFAULT_RETAIN_HOURS = 168.0  # Delta's own default deletedFileRetentionDuration (7 days)
+HISTORY_LOOKBACK = 100  # commits searched for a write's own (concurrent writers included)
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 
@@ -181,7 +182,9 @@ class Lake:
         return list(detail["partitionColumns"])
 
     def _commit_of(self, layer: str, table: str, app_id: str) -> dict | None:
-        for row in self.history(layer, table):
+        # The newest commits suffice: right after a write its own commit is among them, and an
+        # older run found nowhere here is still skipped by Delta's own txnAppId check.
+        for row in self.history(layer, table, limit=HISTORY_LOOKBACK):
             if row["userMetadata"] == app_id:
                 return row
         return None
