@@ -52,12 +52,11 @@ def _tree_rss_bytes(root: int) -> int:
     return total
 
 
-def run_once(records: int, lake: Path, seed: int, extra: list[str]) -> dict:
-    shutil.rmtree(lake, ignore_errors=True)
-    cmd = [sys.executable, "-m", "jobs.generate_world", "--lake", str(lake)]
-    cmd += ["--share-records", str(records), "--seed", str(seed), *extra]
+def run_sampled(cmd: list[str]) -> tuple[int, str, str, float, int]:
+    """Run ``cmd``, sampling its process tree's resident memory every half second; returns
+    (exit code, stdout, stderr, wall seconds, peak bytes)."""
     began = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
     done = threading.Event()
 
@@ -69,12 +68,19 @@ def run_once(records: int, lake: Path, seed: int, extra: list[str]) -> dict:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    out, _ = proc.communicate()
+    out, err = proc.communicate()
     done.set()
     sampler.join()
-    wall = time.perf_counter() - began
-    if proc.returncode:
-        raise SystemExit(f"generate_world failed ({proc.returncode}):\n{out[-2000:]}")
+    return proc.returncode, out, err, time.perf_counter() - began, peak
+
+
+def run_once(records: int, lake: Path, seed: int, extra: list[str]) -> dict:
+    shutil.rmtree(lake, ignore_errors=True)
+    cmd = [sys.executable, "-m", "jobs.generate_world", "--lake", str(lake)]
+    cmd += ["--share-records", str(records), "--seed", str(seed), *extra]
+    returncode, out, _, wall, peak = run_sampled(cmd)
+    if returncode:
+        raise SystemExit(f"generate_world failed ({returncode}):\n{out[-2000:]}")
     summary = json.loads(out[out.index("{") :])
     shares = summary["rows"]["shares"]
     return {

@@ -12,35 +12,18 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generate_world import _tree_rss_bytes  # noqa: E402
+from generate_world import run_sampled  # noqa: E402
 
 
 def timed(cmd: list[str]) -> dict:
-    began = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak, done = 0, threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, _tree_rss_bytes(proc.pid))
-            time.sleep(0.5)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    _, err = proc.communicate()
-    done.set()
-    sampler.join()
-    if proc.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-2000:]}")
-    return {"wall_s": round(time.perf_counter() - began, 1), "peak_rss_gib": round(peak / 2**30, 2)}
+    returncode, _, err, wall, peak = run_sampled(cmd)
+    if returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed ({returncode}):\n{err[-2000:]}")
+    return {"wall_s": round(wall, 1), "peak_rss_gib": round(peak / 2**30, 2)}
 
 
 def main() -> None:
