@@ -126,7 +126,7 @@ class InfNetShardConfig:
     rows_per_file: int = 5000
     # Frontiers of at most this many distinct nodes are broadcast to filter the share records;
     # larger ones are joined by shuffling. At 3M the 540k-query build on the 100M world ran out
-    # of a 4 GiB driver heap at the edges step; with none broadcast it took 18.4 min (issue #4).
+    # of a 4 GiB driver heap at the edges step; with none broadcast it took 18.4 min.
     broadcast_nodes: int = 1_000_000
     shuffle_partitions: int | None = None  # None: the session's spark.sql.shuffle.partitions
 

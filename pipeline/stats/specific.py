@@ -1,5 +1,5 @@
 """Mutually adjusted tests of the share mechanisms: one test per effect that stays silent when
-only that effect is absent (issue #3, "specific" tests).
+only that effect is absent ("specific" tests).
 
 The InfNet mechanisms act on the same share records and their observable traces overlap:
 
