@@ -108,7 +108,8 @@ def _append_rows(table: str | os.PathLike, data: pa.Table, app_id: str) -> int |
     if transaction_version(table, app_id) is not None:
         return None
     if DeltaTable.is_deltatable(str(table)):
-        have = {f.name: f.type for f in read_table(table, columns=None).schema}
+        # the schema alone: no data file is read
+        have = {f.name: _plain(f).type for f in dataset(table).schema}
         new = {f.name: f.type for f in data.schema}
         if set(have) != set(new) or any(
             not _compatible(new[name], have[name]) for name in have

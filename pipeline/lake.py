@@ -159,9 +159,7 @@ class Lake:
             return sorted(
                 ({k: row.get(k) for k in keys} for row in rows), key=lambda r: -r["version"]
             )
-        frame = self.delta_table(layer, table).history(limit) if limit else (
-            self.delta_table(layer, table).history()
-        )
+        frame = self.delta_table(layer, table).history(limit)
         return [
             row.asDict()
             for row in frame.select(*keys)
@@ -204,10 +202,7 @@ class Lake:
             return sorted(
                 str(log.parent.relative_to(root)) for log in root.glob("**/_delta_log")
             )
-        spark = _active_spark()
-        jvm = spark.sparkContext._jvm
-        root = jvm.org.apache.hadoop.fs.Path(self.root)
-        fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+        fs, root = _hadoop(self.root)
         found, todo = [], [(root, "")]
         while todo:
             folder, rel = todo.pop()
@@ -449,9 +444,15 @@ class Lake:
 
             shutil.rmtree(location, ignore_errors=True)
             return
-        spark = _active_spark()
-        path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(location)
-        path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(path, True)
+        fs, path = _hadoop(location)
+        fs.delete(path, True)
+
+
+def _hadoop(location: str):
+    """(Hadoop FileSystem, Hadoop Path) of a location, through the running session's JVM."""
+    spark = _active_spark()
+    path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(location)
+    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
 
 
 def _local(path: str) -> str:
