@@ -12,30 +12,30 @@ import sys
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from pipeline import shards
+    from pipeline import systems
 
-    shards.load_all()
+    systems.load_all()
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--task", choices=sorted(shards.BUILDERS))
+    pre.add_argument("--task", choices=sorted(systems.BUILDERS))
     known, _ = pre.parse_known_args(argv)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lake", required=True, help="lake root folder")
-    parser.add_argument("--task", required=True, choices=sorted(shards.BUILDERS))
+    parser.add_argument("--task", required=True, choices=sorted(systems.BUILDERS))
     parser.add_argument("--run-id", default=None, help="idempotency key (default: derived)")
     parser.add_argument("--master", default=None, help="Spark master (default: spark-defaults)")
-    if known.task in shards.ARGUMENTS:
-        shards.ARGUMENTS[known.task](parser)
+    if known.task in systems.ARGUMENTS:
+        systems.ARGUMENTS[known.task](parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from pipeline import shards
+    from pipeline import systems
     from pipeline.lake import Lake
     from pipeline.session import get_spark
 
     spark = get_spark(f"sharecast-build-shards-{args.task}", master=args.master)
-    summary = shards.BUILDERS[args.task](spark, Lake(args.lake), args)
+    summary = systems.BUILDERS[args.task](spark, Lake(args.lake), args)
     print(json.dumps(summary, indent=2, default=str))
     return 0
 

@@ -42,7 +42,7 @@ def default_run_id(args: argparse.Namespace) -> str:
 
 
 def run(spark, lake, args: argparse.Namespace) -> dict:
-    from pipeline.cascades import import_to_lake
+    from pipeline.systems.ndm.cascades import import_to_lake
 
     return import_to_lake(
         spark, lake, args.name, args.train, args.test,

@@ -58,19 +58,14 @@ def get_model(task: str, name: str) -> type[ShardModel]:
 
 
 def _import_all() -> None:
-    """Import the modules that register tasks and models (each registers on import)."""
+    """Import every module under ``models.systems`` (tasks and models register on import)."""
     import importlib
     import pkgutil
 
-    import models
-    import models.baselines
-    import models.tasks
+    import models.systems
 
-    for pkg in (models, models.baselines, models.tasks):
-        for info in pkgutil.iter_modules(pkg.__path__):
-            if info.name in {"train", "evaluate", "base", "lakeio"}:
-                continue
-            importlib.import_module(f"{pkg.__name__}.{info.name}")
+    for info in pkgutil.walk_packages(models.systems.__path__, prefix="models.systems."):
+        importlib.import_module(info.name)
 
 
 class Task:

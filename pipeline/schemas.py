@@ -1,4 +1,4 @@
-"""Every table's schema, in one place.
+"""Every raw table's schema, in one place (each system's shard schemas live in ``contracts/``).
 
 Raw tables follow the papers' logs: Taocode share records, purchases, browses (DIPN's browse
 view), touches (DIPN's touch view), items with price index, users. ``RAW_PARTITIONS`` says which
@@ -7,11 +7,18 @@ column each raw table is partitioned by in the lake.
 
 from __future__ import annotations
 
+import pyarrow as pa
 from pyspark.sql import types as T
+from pyspark.sql.pandas.types import from_arrow_schema
 
 
 class SchemaMismatchError(ValueError):
     """Data does not have the schema its table expects; the message names the column."""
+
+
+def spark_schema(contract: pa.Schema) -> T.StructType:
+    """A contract's Arrow schema as the Spark schema writers enforce (nullability kept)."""
+    return from_arrow_schema(contract)
 
 
 SHARES = T.StructType(

@@ -1,0 +1,67 @@
+"""InfNet: one row per purchase query (u, p, day) with its weekly 2-hop diffusion sub-graphs.
+
+Written by ``pipeline.systems.infnet.shards``, read by ``models.systems.infnet.task``.
+Node indices inside ``weeks`` point into ``node_ids`` / ``node_x`` / ``node_role``; index 0 is
+always the target user, then the seed senders, then the other sampled nodes.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from contracts import SPLITS, manifest_schema
+
+SCHEMA_VERSION = 1
+#: ``shards/<SHARD_TABLE>`` and ``shards/<MANIFEST_TABLE>``
+SHARD_TABLE = "infnet"
+MANIFEST_TABLE = "infnet_manifest"
+
+#: Node roles, in the order of the role one-hot that closes every node feature vector.
+ROLES = ("target", "seed", "other")
+ROLE_TARGET, ROLE_SEED, ROLE_OTHER = 0, 1, 2
+
+__all__ = [
+    "MANIFEST",
+    "MANIFEST_TABLE",
+    "ROLES",
+    "ROLE_OTHER",
+    "ROLE_SEED",
+    "ROLE_TARGET",
+    "SCHEMA_VERSION",
+    "SHARD",
+    "SHARD_TABLE",
+    "SPLITS",
+    "WEEK",
+]
+
+#: One observation week of a query's sub-graph.
+WEEK = pa.struct(
+    [
+        pa.field("week", pa.int32(), nullable=False),
+        pa.field("nodes", pa.list_(pa.int32()), nullable=False),
+        pa.field("edge_src", pa.list_(pa.int32()), nullable=False),
+        pa.field("edge_dst", pa.list_(pa.int32()), nullable=False),
+        pa.field("edge_attr", pa.list_(pa.list_(pa.float32())), nullable=False),
+    ]
+)
+
+SHARD = pa.schema(
+    [
+        pa.field("query_id", pa.int64(), nullable=False),
+        pa.field("user_id", pa.int64(), nullable=False),
+        pa.field("item_id", pa.int64(), nullable=False),
+        pa.field("query_day", pa.date32(), nullable=False),
+        pa.field("query_ts", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("label", pa.int32(), nullable=False),
+        pa.field("cold", pa.bool_(), nullable=False),
+        pa.field("fanout_capped", pa.int32(), nullable=False),
+        pa.field("item_x", pa.list_(pa.float32()), nullable=False),
+        pa.field("node_ids", pa.list_(pa.int64()), nullable=False),
+        pa.field("node_role", pa.list_(pa.int32()), nullable=False),
+        pa.field("node_x", pa.list_(pa.list_(pa.float32())), nullable=False),
+        pa.field("weeks", pa.list_(WEEK), nullable=False),
+    ]
+)
+
+MANIFEST = manifest_schema()

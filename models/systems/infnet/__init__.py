@@ -1,0 +1,1 @@
+"""infnet: task, model and baselines (see models/systems/__init__.py)."""

@@ -1,0 +1,1 @@
+"""ndm: task, model and baselines (see models/systems/__init__.py)."""

@@ -1,0 +1,425 @@
+"""The NDM task: cascades as user sequences, scored by Monte Carlo diffusion identification.
+
+Shards: ``shards/ndm/<dataset>`` (``jobs.import_cascades`` or ``jobs.build_shards --task ndm``),
+one row per cascade (cascade_id, split, users, times), and ``shards/ndm/<dataset>_users`` (the
+dense id map; its size is |U|). Vocabulary: users 0..|U|-1, Terminate = |U|, padding = |U|+1.
+
+Evaluation (NDM paper Sec. 5.3 and 5.5), dict in, dict out:
+
+* Diffusion identification. For a cascade c = (u_0, u_1, ...) only u_0 is given; the ground truth
+  is G^c = {u_1 .. u_|G^c|}. ``sims`` Monte Carlo simulations (1000) sample one user at a time
+  from the model's next-user distribution (infected users masked) until Terminate or |G^c| new
+  users. P_u^c = fraction of simulations that infect u. Then
+
+      pre_c = sum_{u in G^c} P_u^c / sum_u P_u^c,   rec_c = sum_{u in G^c} P_u^c / |G^c|
+      f_c = 2 pre_c rec_c / (pre_c + rec_c),         Macro-F1 = mean_c f_c
+      Micro-F1: the same with numerators and denominators summed over cascades first.
+
+  ``macro_f1`` / ``micro_f1``. The early-stage variant (Table 3) takes G^c = the first five
+  infected users and counts only the first min(5, |G^c|) users of each simulation
+  (``macro_f1_early`` / ``micro_f1_early``); these are the first steps of the same simulations,
+  since capping a simulation does not change its earlier steps. Cascades with no user after u_0
+  are left out of F1 (``cascades_f1`` counts the rest).
+* Cascade size (Sec. 5.5): given the first ``given`` (5) users, simulate (``size_sims``) until
+  Terminate or ``size_cap`` users in all; the predicted size is the mean simulated size;
+  ``msle`` = mean_c (ln|c| - ln pred_c)^2.
+* Next-user ranking, teacher forced: at every position the true next user (not Terminate) is
+  ranked among all users and Terminate, infected users excluded; ``hits@k`` and ``map@k`` for
+  k in ``ks`` (10, 50, 100); map@k is the reciprocal rank when it is within k, else 0. Tied
+  scores count half (``tie_aware_rank``).
+
+Every cascade's simulations use their own generator seeded by (``seed``, cascade_id), so a
+split scored in shards over ranks gives the same numbers as in one process. The val split is
+simulated with ``val_sims`` (100) and without the size simulations (``val_size_sims``, 0) to
+keep per-epoch model selection cheap.
+
+Models plug in through ``loss`` / ``predict`` (log-probabilities (B, L, V)) for training and
+ranking, and ``begin(prefix (S, t)) -> (state, scores (S, V))``, ``extend(state, users (S,))``,
+``reorder(state, index)`` for simulation (scores unmasked; the simulator masks; ``begin`` also
+gets ``max_new`` to size its caches).
+
+Options (``--opt``): sims, val_sims, size_sims, val_size_sims, size_cap (default: longest
+training cascade), given, early, ks, seed, eval_batch, max_cascades (score only the first N;
+quick checks), max_len (batches keep the first N users of longer cascades: bounds the (B, L, V)
+score tensors on generated worlds with very long cascades; 0 keeps all), temperature
+(simulate from softmax(scores / T); 1, the default, is the paper's protocol; the ``ndm-sharp``
+variant picks T < 1 on val, see README), terminate_bias (added to the Terminate score before
+the temperature; 0, the default, is the paper's protocol; below 0 simulations run longer: the
+``ndm-fill`` variant picks it on val, see README), terminate_target (training: 1, the
+default, makes Terminate the target after each cascade's last user, as Sec. 4.1 and Eq. (8)
+describe; 0 leaves that position out of the loss, as the authors' released code does by giving
+Terminate zero weight in its cross-entropy: Terminate then stays in every softmax but is never a
+target, so the model learns to keep it improbable and simulations seldom stop before |G^c|;
+this training reproduces the paper's figures, see README).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pyarrow as pa
+import torch
+
+from contracts import check_schema
+from contracts import ndm as contract
+from models import lakeio
+from models.base import ShardModel, Task, register_task
+
+#: The cascade columns this reader uses (a projection of ``contracts.ndm.CASCADES``).
+READ = pa.schema([contract.CASCADES.field(name) for name in ("cascade_id", "split", "users")])
+
+
+class CascadeSplit(list):
+    """The examples of one split; remembers which split it is."""
+
+    split: str = ""
+
+
+def _opt(options: dict[str, Any], key: str, default: Any, cast=int) -> Any:
+    value = options.get(key, default)
+    return default if value is None else cast(value)
+
+
+def f1_scores(
+    p_in_truth: Sequence[float], p_total: Sequence[float], truth_sizes: Sequence[int]
+) -> dict[str, float]:
+    """Macro- and Micro-F1 of Sec. 5.3 from per-cascade sums.
+
+    Args:
+        p_in_truth: sum_{u in G^c} P_u^c per cascade.
+        p_total: sum_u P_u^c per cascade.
+        truth_sizes: |G^c| per cascade (all > 0).
+    """
+    sums = _f1_sums(p_in_truth, p_total, truth_sizes)
+    return _f1_from_sums(sums["f_sum"], sums["n"], sums["hit"], sums["total"], sums["truth"])
+
+
+def _f1_sums(p_in_truth, p_total, truth_sizes) -> dict[str, float]:
+    hit = torch.as_tensor(p_in_truth, dtype=torch.float64)
+    total = torch.as_tensor(p_total, dtype=torch.float64)
+    truth = torch.as_tensor(truth_sizes, dtype=torch.float64)
+    pre = torch.where(total > 0, hit / total.clamp_min(1e-300), torch.zeros_like(hit))
+    rec = hit / truth
+    f = torch.where(pre + rec > 0, 2 * pre * rec / (pre + rec).clamp_min(1e-300), 0.0)
+    return {
+        "f_sum": f.sum().item(),
+        "n": float(len(hit)),
+        "hit": hit.sum().item(),
+        "total": total.sum().item(),
+        "truth": truth.sum().item(),
+    }
+
+
+def _f1_from_sums(f_sum, n, hit, total, truth) -> dict[str, float]:
+    macro = f_sum / n if n else 0.0
+    pre = hit / total if total > 0 else 0.0
+    rec = hit / truth if truth > 0 else 0.0
+    micro = 2 * pre * rec / (pre + rec) if pre + rec > 0 else 0.0
+    return {"macro_f1": macro, "micro_f1": micro}
+
+
+def tie_aware_rank(scores: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """0-based rank of ``true`` in each row of ``scores``, ties broken at random in expectation:
+    (users scored higher) + (other users scored the same) / 2. Counting only the higher ones
+    would let a model that scores everyone alike rank every target first."""
+    target = scores.gather(1, true[:, None])
+    higher = (scores > target).sum(1).double()
+    same = (scores == target).sum(1).double() - 1
+    return higher + same / 2
+
+
+def _sample(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One draw per row by inverse CDF (cheaper than multinomial on CPU); zero-probability
+    entries are never drawn."""
+    cdf = probs.double().cumsum(dim=-1)
+    u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=cdf.dtype)
+    pick = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(1)
+    return pick.clamp_(max=probs.shape[1] - 1)
+
+
+@torch.no_grad()
+def simulate(
+    model: ShardModel,
+    prefix: torch.Tensor,
+    n_sims: int,
+    max_new: int,
+    vocab: int,
+    generator: torch.Generator,
+    early: int = 0,
+    temperature: float = 1.0,
+    terminate_bias: float = 0.0,
+) -> dict[str, torch.Tensor]:
+    """Monte Carlo continuation of one cascade prefix, all simulations as one batch.
+
+    Args:
+        prefix: (t,) the given users.
+        max_new: most users a simulation adds (it also stops at Terminate = vocab - 1).
+        early: also count the users each simulation infects in its first ``early`` steps.
+        temperature: sample from softmax(scores / temperature); 1 is the model's own
+            distribution (the paper), below 1 sharpens it.
+        terminate_bias: added to the Terminate score before the temperature; below 0 the
+            simulations stop later (0: the paper).
+
+    Returns:
+        ``counts`` (vocab - 1,): how many simulations infected each user (prefix users: 0);
+        ``early_counts`` likewise for the first ``early`` steps; ``sizes`` (n_sims,): users
+        each simulation added.
+    """
+    device = prefix.device
+    terminate = vocab - 1
+    counts = torch.zeros(vocab, dtype=torch.float64, device=device)
+    early_counts = torch.zeros(vocab, dtype=torch.float64, device=device)
+    sizes = torch.zeros(n_sims, dtype=torch.long, device=device)
+    if max_new <= 0:
+        return {"counts": counts[:-1], "early_counts": early_counts[:-1], "sizes": sizes}
+    state, scores = model.begin(prefix.expand(n_sims, -1), max_new)
+    infected = torch.zeros(n_sims, vocab, dtype=torch.bool, device=device)
+    infected[:, prefix] = True
+    sim_of_row = torch.arange(n_sims, device=device)
+    active = torch.ones(n_sims, dtype=torch.bool, device=device)
+    shift = None
+    if terminate_bias != 0.0:
+        shift = torch.zeros(vocab, device=device)
+        shift[terminate] = terminate_bias
+    for step in range(max_new):
+        if shift is not None:
+            scores = scores + shift
+        if temperature != 1.0:
+            scores = scores / temperature
+        probs = torch.softmax(scores.float().masked_fill(infected, float("-inf")), dim=-1)
+        nxt = _sample(probs, generator)  # (rows,)
+        active = active & (nxt != terminate)
+        if not bool(active.any()):
+            break
+        took = nxt[active]
+        ones = torch.ones(took.shape[0], dtype=torch.float64, device=device)
+        counts.index_add_(0, took, ones)
+        if step < early:
+            early_counts.index_add_(0, took, ones)
+        sizes[sim_of_row[active]] += 1
+        if step + 1 == max_new:
+            break
+        if 2 * int(active.sum()) < active.numel():
+            # Finished simulations keep their rows until they are half the batch, then the
+            # batch is compacted: at most log2(n_sims) copies of the state.
+            idx = active.nonzero().squeeze(1)
+            sim_of_row, active, nxt = sim_of_row[idx], active[idx], nxt[idx]
+            infected = infected[idx]
+            state = model.reorder(state, idx)
+        rows = active.nonzero().squeeze(1)
+        infected[rows, nxt[rows]] = True
+        state, scores = model.extend(state, nxt)
+    return {"counts": counts[:-1], "early_counts": early_counts[:-1], "sizes": sizes}
+
+
+@register_task("ndm")
+class NdmTask(Task):
+    primary_metric = "macro_f1"
+
+    def __init__(self, lake: str, dataset: str | None = None, **options: Any):
+        super().__init__(lake, dataset or "world", **options)
+        o = self.options
+        self.sims = _opt(o, "sims", 1000)
+        self.val_sims = _opt(o, "val_sims", 100)
+        self.size_sims = _opt(o, "size_sims", 100)
+        self.val_size_sims = _opt(o, "val_size_sims", 0)
+        self.given = _opt(o, "given", 5)
+        self.early = _opt(o, "early", 5)
+        self.seed = _opt(o, "seed", 0)
+        self.eval_batch = _opt(o, "eval_batch", 64)
+        self.max_cascades = _opt(o, "max_cascades", 0)
+        self.max_len = _opt(o, "max_len", 0)
+        self.temperature = _opt(o, "temperature", 1.0, float)
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        self.terminate_bias = _opt(o, "terminate_bias", 0.0, float)
+        if not math.isfinite(self.terminate_bias):
+            raise ValueError(f"terminate_bias must be finite, got {self.terminate_bias}")
+        self.terminate_target = _opt(o, "terminate_target", 1)
+        if self.terminate_target not in (0, 1):
+            raise ValueError(f"terminate_target must be 0 or 1, got {self.terminate_target}")
+        self.ks = [int(k) for k in str(o.get("ks", "10,50,100")).split(",")]
+        self._rows: dict[str, list[dict[str, Any]]] | None = None
+        self._n_users: int | None = None
+        self._size_cap = o.get("size_cap")
+
+    # -- data ----------------------------------------------------------------------------------
+
+    def _table(self, name: Callable[[str], str] = contract.cascades_table) -> str:
+        return f"{self.lake}/shards/{name(self.dataset)}"
+
+    def _load(self) -> dict[str, list[dict[str, Any]]]:
+        if self._rows is None:
+            check_schema(self._table(), lakeio.dataset(self._table()).schema, READ)
+            table = lakeio.read_table(self._table(), columns=list(READ.names))
+            rows: dict[str, list[dict[str, Any]]] = {}
+            for row in sorted(table.to_pylist(), key=lambda r: r["cascade_id"]):
+                rows.setdefault(row["split"], []).append(row)
+            self._rows = rows
+        return self._rows
+
+    @property
+    def n_users(self) -> int:
+        if self._n_users is None:
+            users = lakeio.read_table(self._table(contract.users_table), columns=["user_id"])
+            ids = users.column("user_id").to_pylist()
+            self._n_users = (max(ids) + 1) if ids else 0
+        return self._n_users
+
+    def meta(self) -> dict[str, Any]:
+        train = self._load().get("train", [])
+        max_len = max((len(r["users"]) for r in train), default=1)
+        return {
+            "n_users": self.n_users,
+            "vocab": self.n_users + 1,
+            "terminate": self.n_users,
+            "pad": self.n_users + 1,
+            "max_len": max_len,
+        }
+
+    def load_split(self, split: str) -> CascadeSplit:
+        out = CascadeSplit(
+            {"cascade_id": int(r["cascade_id"]), "users": torch.tensor(r["users"])}
+            for r in self._load().get(split, [])
+        )
+        if self.max_cascades:
+            del out[self.max_cascades:]
+        out.split = split
+        return out
+
+    def example_length(self, example: dict[str, Any]) -> int:
+        n = len(example["users"])
+        return min(n, self.max_len) if self.max_len else n
+
+    def collate(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        """Users padded with |U|+1; targets = next user, Terminate after the last (-100 there
+        when ``terminate_target`` is 0), -100 pad."""
+        pad, terminate = self.n_users + 1, self.n_users
+        length = max(len(e["users"]) for e in examples)
+        if self.max_len:
+            length = min(length, self.max_len)
+        users = torch.full((len(examples), length), pad, dtype=torch.long)
+        targets = torch.full((len(examples), length), -100, dtype=torch.long)
+        for i, e in enumerate(examples):
+            seq = e["users"]
+            if self.max_len and len(seq) > self.max_len:
+                # Cut long cascades: the last kept position predicts the next real user.
+                users[i, : self.max_len] = seq[: self.max_len]
+                targets[i, : self.max_len] = seq[1: self.max_len + 1]
+                continue
+            users[i, : len(seq)] = seq
+            targets[i, : len(seq) - 1] = seq[1:]
+            if self.terminate_target:
+                targets[i, len(seq) - 1] = terminate
+        return {
+            "users": users,
+            "targets": targets,
+            "lengths": torch.tensor([len(e["users"]) for e in examples]),
+            "cascade_id": torch.tensor([e["cascade_id"] for e in examples]),
+        }
+
+    # -- evaluation ----------------------------------------------------------------------------
+
+    def evaluate(
+        self, model: ShardModel, examples: Sequence[Any], device: torch.device
+    ) -> dict[str, float]:
+        return self.metrics_from_sums(self.metric_sums(model, examples, device))
+
+    def metric_sums(
+        self, model: ShardModel, examples: Sequence[Any], device: torch.device
+    ) -> dict[str, float]:
+        """Additive sums of every metric over ``examples`` (a shard of a split)."""
+        was_training = model.training
+        model.eval()
+        split = getattr(examples, "split", "")
+        sims = self.val_sims if split == "val" else self.sims
+        size_sims = self.val_size_sims if split == "val" else self.size_sims
+        vocab = self.n_users + 1
+        cap = int(self._size_cap) if self._size_cap is not None else self.meta()["max_len"]
+        sums: dict[str, float] = {"cascades": float(len(examples)), "size_n": 0.0, "msle": 0.0}
+        full = {"hit": [], "total": [], "truth": []}
+        early = {"hit": [], "total": [], "truth": []}
+        with torch.no_grad():
+            for e in examples:
+                users = e["users"].to(device)
+                gen = torch.Generator(device=device).manual_seed(
+                    (self.seed * 1_000_003 + int(e["cascade_id"])) % (2**63)
+                )
+                truth = users[1:]
+                if truth.numel() > 0:
+                    out = simulate(model, users[:1], sims, truth.numel(), vocab, gen, self.early,
+                                   self.temperature, self.terminate_bias)
+                    p = out["counts"] / sims  # P_u^c
+                    p_early = out["early_counts"] / sims
+                    full["hit"].append(p[truth].sum().item())
+                    full["total"].append(p.sum().item())
+                    full["truth"].append(truth.numel())
+                    first = truth[: self.early]
+                    early["hit"].append(p_early[first].sum().item())
+                    early["total"].append(p_early.sum().item())
+                    early["truth"].append(first.numel())
+                given = users[: self.given]
+                if size_sims > 0:
+                    room = max(cap - given.numel(), 0)
+                    out = simulate(model, given, size_sims, room, vocab, gen,
+                                   temperature=self.temperature,
+                                   terminate_bias=self.terminate_bias)
+                    pred = given.numel() + out["sizes"].double().mean().item()
+                    true = float(users.numel())
+                    sums["msle"] += (math.log(true) - math.log(pred)) ** 2
+                    sums["size_n"] += 1
+            for name, parts in (("", full), ("early_", early)):
+                if parts["truth"]:
+                    part = _f1_sums(parts["hit"], parts["total"], parts["truth"])
+                    sums.update({f"{name}{key}": value for key, value in part.items()})
+                else:
+                    for key in ("f_sum", "n", "hit", "total", "truth"):
+                        sums[f"{name}{key}"] = 0.0
+            sums.update(self._ranking_sums(model, examples, device))
+        model.train(was_training)
+        return sums
+
+    def _ranking_sums(
+        self, model: ShardModel, examples: Sequence[Any], device: torch.device
+    ) -> dict[str, float]:
+        sums = {"rank_n": 0.0, **{f"hits@{k}": 0.0 for k in self.ks}}
+        sums.update({f"map@{k}": 0.0 for k in self.ks})
+        terminate = self.n_users
+        for start in range(0, len(examples), self.eval_batch):
+            batch = self.collate(list(examples[start: start + self.eval_batch]))
+            batch = {k: v.to(device) for k, v in batch.items()}
+            logp = model.predict(batch)  # (B, L, V), infected at -inf
+            targets = batch["targets"]
+            valid = (targets >= 0) & (targets != terminate)
+            if not bool(valid.any()):
+                continue
+            scores = logp[valid]  # (N, V)
+            true = targets[valid]
+            rank = tie_aware_rank(scores, true)
+            sums["rank_n"] += float(true.numel())
+            for k in self.ks:
+                inside = rank < k
+                sums[f"hits@{k}"] += inside.double().sum().item()
+                sums[f"map@{k}"] += torch.where(inside, 1.0 / (rank + 1).double(), 0.0).sum().item()
+        return sums
+
+    def metrics_from_sums(self, sums: dict[str, float]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        full = _f1_from_sums(sums["f_sum"], sums["n"], sums["hit"], sums["total"], sums["truth"])
+        early = _f1_from_sums(
+            sums["early_f_sum"], sums["early_n"], sums["early_hit"], sums["early_total"],
+            sums["early_truth"],
+        )
+        out.update(full)
+        out.update({f"{k}_early": v for k, v in early.items()})
+        if sums.get("size_n"):
+            out["msle"] = sums["msle"] / sums["size_n"]
+        n = sums.get("rank_n", 0.0)
+        for k in self.ks:
+            out[f"hits@{k}"] = sums[f"hits@{k}"] / n if n else 0.0
+            out[f"map@{k}"] = sums[f"map@{k}"] / n if n else 0.0
+        out["cascades"] = sums["cascades"]
+        out["cascades_f1"] = sums["n"]
+        return out

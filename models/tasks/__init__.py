@@ -1,1 +1,0 @@
-"""One module per task (``Task`` subclasses registered with ``models.base.register_task``)."""

@@ -1,0 +1,1 @@
+"""infnet: shard builders (see pipeline/systems/__init__.py)."""

@@ -1,0 +1,1 @@
+"""ndm: shard builders (see pipeline/systems/__init__.py)."""
