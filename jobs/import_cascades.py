@@ -14,10 +14,11 @@ run id (default: a hash of the files and options) makes a re-run commit nothing 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
+
+from contracts.runs import files_fingerprint, run_digest
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,11 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def default_run_id(args: argparse.Namespace) -> str:
-    from pipeline.ingest import default_run_id as files_hash
-
-    files = files_hash([Path(args.train), Path(args.test)])
-    blob = f"{files}:{args.name}:{args.val_fraction}:{args.seed}"
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    files = files_fingerprint([Path(args.train), Path(args.test)])
+    return run_digest({"files": files, "name": args.name, "val_fraction": args.val_fraction,
+                   "seed": args.seed})
 
 
 def run(spark, lake, args: argparse.Namespace) -> dict:

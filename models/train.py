@@ -45,7 +45,6 @@ import argparse
 import copy
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 import logging
 import math
@@ -65,6 +64,7 @@ from torch import nn
 from torch.distributed.elastic.multiprocessing.errors import record
 from torch.utils.data import DataLoader, DistributedSampler
 
+from contracts.runs import run_digest
 from models.base import ShardModel, Task, get_model, get_task
 
 log = logging.getLogger("sharecast.train")
@@ -158,8 +158,7 @@ class TrainConfig:
         for key, default in _HASHED_WHEN_SET.items():  # options added later: old hashes hold
             if items.get(key) == default:
                 del items[key]
-        blob = json.dumps(items, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+        return run_digest(items)
 
     def resolved(self) -> TrainConfig:
         """A copy with ``out`` and ``run_id`` filled in."""

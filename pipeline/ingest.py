@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
-import hashlib
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,6 +49,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from contracts.runs import files_fingerprint, run_digest
 from pipeline.lake import Lake
 from pipeline.schemas import (
     BROWSE_ACTIONS,
@@ -186,12 +186,8 @@ def list_input_files(path: str | os.PathLike) -> list[Path]:
 
 
 def default_run_id(files: list[Path]) -> str:
-    """A hash of the files' names, sizes and modification times: same input, same run id."""
-    digest = hashlib.sha256()
-    for file in sorted(files):
-        st = file.stat()
-        digest.update(f"{file.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
+    """A digest of the files' names, sizes and modification times: same input, same run id."""
+    return run_digest({"files": files_fingerprint(files)})
 
 
 def _first_text(file: Path) -> str:

@@ -88,6 +88,7 @@ from dataclasses import asdict, dataclass, field
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from contracts.runs import run_digest
 from pipeline import schemas
 from pipeline.stats import common
 from pipeline.stats.common import DEAR_PI, TIE_CAP, TIE_WEEKS
@@ -1025,15 +1026,7 @@ def generate(
 
 def config_id(cfg: WorldConfig) -> str:
     """A short stable id of a configuration, the default run id of ``generate_world``."""
-    import hashlib
-    import json
-
-    payload = json.dumps(
-        asdict(cfg),
-        default=lambda v: sorted(v) if isinstance(v, frozenset) else str(v),
-        sort_keys=True,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+    return run_digest(asdict(cfg))
 
 
 def generate_to_lake(

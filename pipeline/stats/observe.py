@@ -18,6 +18,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from contracts.runs import run_digest
 from pipeline.lake import Lake
 from pipeline.stats import conversion, rising, specific, structure, temporal
 from pipeline.stats import features as features_mod
@@ -507,10 +508,6 @@ def _rank_sum_test(
 
 def default_run_id(lake: Lake, config: ObserveConfig) -> str:
     """Config digest + raw table versions: a re-run over unchanged input commits nothing new."""
-    import hashlib
-    import json
-
     versions = {t: lake.version("raw", t) for t in RAW_TABLES}
-    text = json.dumps({"config": asdict(config), "raw": versions}, sort_keys=True)
-    return hashlib.sha1(text.encode()).hexdigest()[:12]
+    return run_digest({"config": asdict(config), "raw": versions})
 

@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, fields
@@ -75,6 +74,7 @@ from contracts.infnet import (
     SCHEMA_VERSION,
     SHARD_TABLE,
 )
+from contracts.runs import run_digest
 from pipeline.lake import Lake
 from pipeline.schemas import spark_schema
 from pipeline.systems import register
@@ -746,9 +746,7 @@ def manifest(shards: DataFrame, capped: DataFrame, facts: dict, cfg: InfNetShard
 @register("infnet", arguments=add_arguments)
 def build(spark: SparkSession, lake: Lake, args: argparse.Namespace) -> dict:
     cfg = InfNetShardConfig.from_args(args)
-    run_id = args.run_id or hashlib.sha1(
-        json.dumps(asdict(cfg), sort_keys=True).encode()
-    ).hexdigest()[:12]
+    run_id = args.run_id or run_digest(asdict(cfg))
     app_id = f"build_shards-infnet-{run_id}"
     started = time.perf_counter()
     steps = Steps()

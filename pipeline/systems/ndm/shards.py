@@ -21,12 +21,11 @@ as text, ids by first appearance) and ``shards/ndm/<name>_manifest`` (one row, `
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from contracts.runs import run_digest
 from pipeline.lake import Lake
 from pipeline.systems import register
 from pipeline.systems.ndm.cascades import (
@@ -114,9 +113,7 @@ def build(spark, lake: Lake, args: argparse.Namespace) -> dict:
         "min_size": args.min_size,
         "shares_version": lake.version("raw", "shares"),
     }
-    run_id = args.run_id or hashlib.sha1(
-        json.dumps(settings, sort_keys=True).encode()
-    ).hexdigest()[:12]
+    run_id = args.run_id or run_digest(settings)
     app_id = f"build_shards-ndm-{run_id}"
     cascades, users, sizes = build_world_cascades(
         lake.read(spark, "raw", "shares"), args.train_frac, args.val_frac, args.min_size
