@@ -21,7 +21,8 @@ from typing import Any
 import torch
 
 from models.base import get_model, get_task
-from models.train import load_checkpoint, parse_opts, split_opts
+from models.checkpoint import load_checkpoint
+from models.config import parse_opts, split_opts
 
 
 def evaluate_checkpoint(

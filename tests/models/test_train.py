@@ -1,113 +1,25 @@
-"""The generic trainer on a toy task: logistic regression on fixed random data.
-
-The toy task and its models are registered here, so the trainer is tested through exactly the
-registries and contract real tasks use. DDP runs spawn 2 gloo processes on 127.0.0.1.
+"""The generic trainer on the toy task of ``tests.models.toy`` (logistic regression on fixed
+random data). DDP runs spawn 2 gloo processes on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
+import logging
 import os
 import socket
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.multiprocessing as mp
-from torch import nn
 
 from models import lakeio
-from models.base import ShardModel, Task, register_model, register_task
 from models.train import TrainConfig, build, load_checkpoint, setup_distributed, train, wrap
-
-
-@register_task("toy")
-class ToyTask(Task):
-    """n examples x in R^dim, y = 1[x . w* + noise > 0]; splits are fixed slices."""
-
-    primary_metric = "neg_logloss"
-
-    def __init__(self, lake, dataset=None, **options):
-        super().__init__(lake, dataset, **options)
-        self.n = int(options.get("n", 64))
-        self.dim = int(options.get("dim", 5))
-        gen = torch.Generator().manual_seed(int(options.get("data_seed", 123)))
-        total = self.n + 32
-        self.x = torch.randn(total, self.dim, generator=gen)
-        w = torch.randn(self.dim, generator=gen)
-        self.y = ((self.x @ w + 0.5 * torch.randn(total, generator=gen)) > 0).float()
-
-    def meta(self):
-        return {"dim": self.dim}
-
-    def load_split(self, split):
-        bounds = {"train": (0, self.n), "val": (self.n, self.n + 16), "test": (self.n + 16, None)}
-        lo, hi = bounds[split]
-        return [(self.x[i], self.y[i]) for i in range(lo, hi or len(self.y))]
-
-    def collate(self, examples):
-        return {
-            "x": torch.stack([e[0] for e in examples]),
-            "y": torch.stack([e[1] for e in examples]),
-        }
-
-    def metric_sums(self, model, examples, device):
-        if not examples:
-            return {"n": 0.0, "nll": 0.0, "correct": 0.0}
-        batch = self.collate(list(examples))
-        p = model.predict(batch).clamp(1e-7, 1 - 1e-7)
-        y = batch["y"]
-        nll = -(y * p.log() + (1 - y) * (1 - p).log())
-        return {
-            "n": float(len(y)),
-            "nll": nll.sum().item(),
-            "correct": ((p > 0.5).float() == y).sum().item(),
-        }
-
-    def metrics_from_sums(self, sums):
-        return {"neg_logloss": -sums["nll"] / sums["n"], "accuracy": sums["correct"] / sums["n"]}
-
-    def evaluate(self, model, examples, device):
-        return self.metrics_from_sums(self.metric_sums(model, examples, device))
-
-
-@register_model("toy", "logreg")
-class ToyLogReg(ShardModel):
-    @dataclasses.dataclass
-    class Config:
-        dropout: float = 0.0
-
-    def __init__(self, config, meta):
-        super().__init__(config, meta)
-        self.linear = nn.Linear(meta["dim"], 1)
-        self.drop = nn.Dropout(config.dropout)
-
-    def logits(self, batch):
-        return self.linear(self.drop(batch["x"])).squeeze(-1)
-
-    def loss(self, batch):
-        return nn.functional.binary_cross_entropy_with_logits(self.logits(batch), batch["y"])
-
-    def predict(self, batch):
-        return torch.sigmoid(self.logits(batch))
-
-
-@register_model("toy", "prior")
-class ToyPrior(ShardModel):
-    """Predicts the training base rate for everyone (fitted once)."""
-
-    trainable = False
-
-    def __init__(self, config, meta):
-        super().__init__(config, meta)
-        self.register_buffer("rate", torch.tensor(0.5))
-
-    def fit(self, examples, task):
-        self.rate.fill_(torch.stack([e[1] for e in examples]).mean().item())
-
-    def predict(self, batch):
-        return self.rate.expand(len(batch["y"]))
+from tests.models import toy  # noqa: F401  (registers the toy task and models)
 
 
 def _config(tmp_path, name, **kw):
@@ -207,7 +119,7 @@ def test_warmup_schedule_and_resume(tmp_path):
     assert again["metrics"] == res["metrics"]
     assert [h["lr"] for h in again["history"]] == [h["lr"] for h in res["history"]]
     # Without warmup the rate stays put, and the run keeps the hash (and so the default run id)
-    # it had before the option existed: bcec6044bc7d, printed by the trainer of commit 52c351e.
+    # that a configuration without the option has: options at their defaults are not hashed.
     flat = _config(tmp_path, "flat", batch_size=16, lr=0.06)
     assert [h["lr"] for h in train(flat)["history"]] == [0.06] * 3
     assert flat.config_hash() == "bcec6044bc7d"
@@ -290,3 +202,56 @@ def test_length_bucket_sampler_covers_every_example_and_keeps_global_batches():
     assert padded(order) < 0.6 * padded(plain)
     one.set_epoch(1)
     assert list(one) != order  # reshuffled every epoch
+
+
+def test_restart_options_are_torchruns_not_the_trainers(tmp_path, capsys):
+    from models.train import parse_args
+
+    base = ["--lake", str(tmp_path / "lake"), "--task", "toy", "--model", "logreg"]
+    old = tmp_path / "old.yaml"
+    old.write_text("epochs: 2\nmax_restarts: 3\n")
+    with pytest.raises(SystemExit, match=r"old\.yaml: unknown option 'max_restarts'; known: \["):
+        parse_args([*base, "--config", str(old)])
+    with pytest.raises(SystemExit):
+        parse_args([*base, "--max-restarts", "3"])
+    assert "unrecognized arguments: --max-restarts 3" in capsys.readouterr().err
+    assert "max_restarts" not in {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def test_epochs_are_logged_by_logging_and_nothing_is_printed(tmp_path, caplog, capsys):
+    with caplog.at_level(logging.INFO, logger="models"):
+        train(_config(tmp_path, "logged", epochs=2, stop_after_epoch=0))
+        train(_config(tmp_path, "logged", epochs=2))
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("models.")]
+    history = load_checkpoint(tmp_path / "logged" / "checkpoint.pt")["history"]
+    assert [m.split(" (")[0] for m in lines if m.startswith("epoch ")] == [
+        f"epoch {h['epoch']} train_loss {h['train_loss']:.5f}" for h in history
+    ]
+    assert any(m.startswith("stopping after epoch 0") for m in lines)
+    assert any(m.startswith("resuming logged from epoch 1") for m in lines)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize(("tty", "rank", "drawn"), [(True, 0, True), (False, 0, False),
+                                                    (True, 1, False)])
+def test_progress_bar_only_on_rank_0_and_a_terminal(monkeypatch, tty, rank, drawn):
+    from models.ddp import DistEnv
+    from models.loop import progress
+
+    stream = _Stream(tty)
+    monkeypatch.setattr(sys, "stderr", stream)
+    bar = progress(range(5), DistEnv(rank=rank, world=2), "epoch 0")
+    assert list(bar) == [0, 1, 2, 3, 4]
+    bar.set_postfix(loss="0.1")
+    bar.close()
+    assert ("epoch 0" in stream.getvalue()) is drawn
