@@ -32,6 +32,11 @@ from models.train import TrainConfig, train  # noqa: E402
 class BenchTask(Task):
     primary_metric = "neg_loss"
 
+    @dataclasses.dataclass
+    class Options:
+        n: int = 20000  #: examples
+        dim: int = 256  #: features
+
     def __init__(self, lake, dataset=None, **options):
         super().__init__(lake, dataset, **options)
         self.n, self.dim = int(options["n"]), int(options["dim"])

@@ -9,12 +9,19 @@ never branches on names.
 Models that are fitted in one shot rather than by gradient descent (LR, LightGBM, co-occurrence)
 set ``trainable = False`` and implement ``fit(examples)``; the trainer calls it on rank 0 and
 skips the epoch loop.
+
+Both are configured by dataclasses: a model by its ``Config``, a task by its ``Options`` (typed,
+defaulted, each field documented). ``--opt key=value`` strings are cast to the field's type
+(``parse_options``); an unknown key or a value of the wrong type is an ``OptionError`` that names
+the key and lists the valid ones.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -57,6 +64,129 @@ def get_model(task: str, name: str) -> type[ShardModel]:
     return known[name]
 
 
+class OptionError(KeyError, ValueError):
+    """An option key that a task's ``Options`` or a model's ``Config`` does not declare, or a
+    value that cannot be cast to the field's type.
+
+    Both a ``KeyError`` (the key is unknown) and a ``ValueError`` (the value is bad), so callers
+    that catch either keep working; the message prints as written, without ``KeyError``'s quotes.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_NONE = {"", "none", "null"}
+
+
+def _type_name(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("none" if a is type(None) else _type_name(a) for a in args)
+    if origin is list:
+        return f"comma-separated list of {_type_name(args[0]) if args else 'str'}"
+    if tp is bool:
+        return "bool (1/true/yes/on or 0/false/no/off)"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _cast(value: Any, tp: Any) -> Any:
+    """``value`` as a ``tp``; strings are parsed, other values are checked. Raises ValueError."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and (
+            value is None or (isinstance(value, str) and value.strip().lower() in _NONE)
+        ):
+            return None
+        for arm in (a for a in args if a is not type(None)):
+            try:
+                return _cast(value, arm)
+            except ValueError:
+                pass
+        raise ValueError(value)
+    if origin is list or tp is list:
+        item = args[0] if args else str
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("[") and text.endswith("]"):  # a YAML list, stringified
+                text = text[1:-1].strip()
+            parts = [p.strip() for p in text.split(",")] if text else []
+        elif isinstance(value, (list, tuple)):
+            parts = list(value)
+        else:
+            raise ValueError(value)
+        return [_cast(part, item) for part in parts]
+    if tp is bool:
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        if isinstance(value, (bool, int)) and value in (0, 1):
+            return bool(value)
+        raise ValueError(value)
+    if tp is int:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            return int(value.strip())
+        raise ValueError(value)
+    if tp is float:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            return float(value.strip())
+        raise ValueError(value)
+    if tp is str:
+        return value if isinstance(value, str) else str(value)
+    return value  # a field typed Any or with a type this parser does not know: as given
+
+
+def parse_options(
+    schema: type, values: Mapping[str, Any] | None, owner: str, valid: str = "options",
+    hint: str = "",
+) -> Any:
+    """An instance of the dataclass ``schema`` with ``values`` cast to its fields' types.
+
+    Strings are parsed: ``int`` / ``float`` as Python does, ``bool`` from 1/true/yes/on or
+    0/false/no/off, ``list[T]`` from comma-separated items (``10,50`` or ``[10, 50]``),
+    ``T | None`` also from ``none`` or the empty string. Fields not in ``values`` keep their
+    defaults.
+
+    Args:
+        schema: the dataclass (a task's ``Options`` or a model's ``Config``).
+        values: key -> value, typically the strings of ``--opt key=value``.
+        owner: who the options belong to, for messages (``task 'ndm'``, ``NDM.Config``).
+        valid: what the valid keys are called in messages (``task options``).
+        hint: appended to the unknown-key message (where else a key may belong).
+
+    Raises:
+        OptionError: a key ``schema`` lacks (the message lists the valid ones) or a value that
+            cannot be cast (the message names the key and the expected type).
+    """
+    fields = {f.name: f for f in dataclasses.fields(schema) if f.init}
+    try:
+        hints = typing.get_type_hints(schema)
+    except NameError:  # an annotation naming something out of the module's scope
+        hints = {name: f.type for name, f in fields.items() if not isinstance(f.type, str)}
+    kwargs = {}
+    for key, value in (values or {}).items():
+        if key not in fields:
+            listed = ", ".join(sorted(fields)) or "none"
+            raise OptionError(f"{owner} has no option {key!r}; valid {valid}: {listed}{hint}")
+        tp = hints.get(key, Any)
+        try:
+            kwargs[key] = _cast(value, tp)
+        except (TypeError, ValueError):
+            raise OptionError(
+                f"{owner} option {key}={value!r}: expected {_type_name(tp)}"
+            ) from None
+    return schema(**kwargs)
+
+
 def _import_all() -> None:
     """Import every module under ``models.systems`` (tasks and models register on import)."""
     import importlib
@@ -71,21 +201,40 @@ def _import_all() -> None:
 class Task:
     """How one task's shards become batches and how predictions are scored.
 
+    Subclasses declare their options as an ``Options`` dataclass (typed, defaulted, each field
+    documented); ``self.options`` is its instance.
+
     Args:
         lake: the lake root folder.
         dataset: which shard table of the task (e.g. ``irvine`` for ``shards/ndm/irvine``);
             None for tasks with one table.
-        options: task options from the command line (``--opt key=value``).
+        options: task options from the command line (``--opt key=value``), strings or typed
+            values, cast to the ``Options`` fields' types.
+
+    Raises:
+        OptionError: an option ``Options`` lacks, or a value that cannot be cast.
     """
 
     name: ClassVar[str] = ""
     #: metric used for early stopping and model selection; higher is better
     primary_metric: ClassVar[str] = ""
 
+    @dataclasses.dataclass
+    class Options:
+        """A task without options."""
+
     def __init__(self, lake: str, dataset: str | None = None, **options: Any):
         self.lake = lake
         self.dataset = dataset
-        self.options = options
+        self.options = self.make_options(options)
+
+    @classmethod
+    def make_options(cls, values: Mapping[str, Any] | None = None) -> Any:
+        """The ``Options`` with ``values`` applied, values cast to the fields' types."""
+        models = MODELS.get(cls.name, {})
+        known = ", ".join(f"{name}: {m.__name__}.Config" for name, m in sorted(models.items()))
+        hint = "; model options are those of the model's Config" + (f" ({known})" if known else "")
+        return parse_options(cls.Options, values, f"task {cls.name!r}", "task options", hint)
 
     def meta(self) -> dict[str, Any]:
         """Sizes models need to build themselves (feature dims, number of users, ...)."""
@@ -144,18 +293,10 @@ class ShardModel(nn.Module):
         raise NotImplementedError
 
     @classmethod
-    def make_config(cls, overrides: dict[str, Any] | None = None) -> Any:
-        """The Config with ``overrides`` applied, values cast to the fields' types."""
-        cfg = cls.Config()
-        for key, value in (overrides or {}).items():
-            fields = {f.name: f for f in dataclasses.fields(cfg)}
-            if key not in fields:
-                raise KeyError(f"{cls.__name__} has no option {key!r}; known: {sorted(fields)}")
-            current = getattr(cfg, key)
-            if isinstance(value, str) and not isinstance(current, str) and current is not None:
-                if isinstance(current, bool):
-                    value = value.lower() in {"1", "true", "yes", "on"}
-                else:
-                    value = type(current)(value)
-            setattr(cfg, key, value)
-        return cfg
+    def make_config(cls, overrides: Mapping[str, Any] | None = None) -> Any:
+        """The Config with ``overrides`` applied, values cast to the fields' types.
+
+        Raises:
+            OptionError: a key the Config lacks, or a value that cannot be cast.
+        """
+        return parse_options(cls.Config, overrides, f"{cls.__name__}.Config", "model options")

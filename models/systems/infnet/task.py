@@ -33,7 +33,7 @@ from torch_geometric.data import Batch, Data
 from contracts import check_schema
 from contracts import infnet as contract
 from models import lakeio
-from models.base import ShardModel, Task, register_task
+from models.base import OptionError, ShardModel, Task, register_task
 
 #: The shard columns this reader uses (a projection of ``contracts.infnet.SHARD``).
 READ = pa.schema([contract.SHARD.field(name) for name in (
@@ -181,9 +181,22 @@ def binary_metrics(y: np.ndarray, score: np.ndarray, cold: np.ndarray) -> dict[s
 
 @register_task("infnet")
 class InfNetTask(Task):
-    """Options (``--opt key=value``): ``eval_batch_size`` (default 1024)."""
+    """Queries of ``shards/infnet`` (or ``shards/infnet/<dataset>``), scored by AUC-PR.
+
+    Options (``--opt key=value``): the fields of ``InfNetTask.Options``.
+    """
 
     primary_metric = "auc_pr"
+
+    @dataclass
+    class Options:
+        #: queries per scoring batch
+        eval_batch_size: int = 1024
+
+        def __post_init__(self) -> None:
+            if self.eval_batch_size < 1:
+                raise OptionError(f"task 'infnet' option eval_batch_size must be >= 1, "
+                                  f"got {self.eval_batch_size}")
 
     def __init__(self, lake: str, dataset: str | None = None, **options: Any):
         super().__init__(lake, dataset, **options)
@@ -240,7 +253,7 @@ class InfNetTask(Task):
     def scores(
         self, model: ShardModel, examples: Sequence[InfNetExample], device: torch.device
     ) -> np.ndarray:
-        size = int(self.options.get("eval_batch_size", 1024))
+        size = self.options.eval_batch_size
         was_training = model.training
         model.eval()
         out = []

@@ -2,7 +2,8 @@
 users followed the last infected user in the training cascades (fitted once, no gradients).
 
     count[u, v] = #{training cascades where v comes 1..window places after u}
-    count[u_last, Terminate] += 1 for every training cascade's last user
+    count[u_last, Terminate] += 1 for every training cascade's last user (unless the task's
+                                  ``terminate_target`` option is off)
     pre(v | u_0 .. u_j) ~ count[u_j, v] + alpha        (infected users masked)
 
 Args (``Cooccurrence.Config``):
@@ -21,12 +22,12 @@ from typing import Any
 
 import torch
 
-from models.base import ShardModel, Task, register_model
-from models.systems.ndm.ndm import infected_mask
+from models.base import Task, register_model
+from models.systems.ndm.cascade import NextUserModel
 
 
 @register_model("ndm", "cooccurrence")
-class Cooccurrence(ShardModel):
+class Cooccurrence(NextUserModel):
     trainable = False
 
     @dataclasses.dataclass
@@ -36,13 +37,13 @@ class Cooccurrence(ShardModel):
 
     def __init__(self, config: Config, meta: dict[str, Any]):
         super().__init__(config, meta)
-        self.n_users = int(meta["n_users"])
-        self.vocab = self.n_users + 1
-        self.pad = self.n_users + 1
         # One row per user plus a zero row for padding.
         self.register_buffer("counts", torch.zeros(self.n_users + 2, self.vocab))
 
-    def fit(self, examples: Sequence[Any], task: Task) -> None:
+    def fit(self, examples: Sequence[Any], task: Task | None) -> None:
+        """Count successors in ``examples``; Terminate after each last user unless ``task``'s
+        options say ``terminate_target`` is off."""
+        terminate_target = getattr(getattr(task, "options", None), "terminate_target", True)
         counts = torch.zeros_like(self.counts)
         for e in examples:
             users = e["users"].long()
@@ -50,7 +51,7 @@ class Cooccurrence(ShardModel):
                 if users.numel() > m:
                     pairs = users[:-m] * self.vocab + users[m:]
                     counts.view(-1).index_add_(0, pairs, torch.ones(pairs.numel()))
-            if getattr(task, "terminate_target", 1):
+            if terminate_target:
                 counts[users[-1], self.n_users] += 1  # Terminate after the last user
         self.counts.copy_(counts)
 
@@ -58,24 +59,20 @@ class Cooccurrence(ShardModel):
         return (self.counts[last] + self.config.alpha).log()
 
     def log_probs(self, users: torch.Tensor) -> torch.Tensor:
-        scores = self._log_scores(users).masked_fill(
-            infected_mask(users, self.vocab), float("-inf")
-        )
-        return torch.log_softmax(scores, dim=-1)
+        return self.masked_log_softmax(self._log_scores(users), users)
 
-    def predict(self, batch: dict[str, Any]) -> torch.Tensor:
-        return self.log_probs(batch["users"])
+    # -- incremental inference for simulation (Simulable): the state is the last user ---------
 
-    def begin(self, prefix: torch.Tensor, max_new: int = 0):
+    def begin(
+        self, prefix: torch.Tensor, max_new: int = 0
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         last = prefix[:, -1]
         return {"last": last}, self._log_scores(last)
 
-    def extend(self, state, users: torch.Tensor):
+    def extend(
+        self, state: dict[str, torch.Tensor], users: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         return {"last": users}, self._log_scores(users)
-
-    @staticmethod
-    def reorder(state, index: torch.Tensor):
-        return {key: value[index] for key, value in state.items()}
 
     def __repr__(self) -> str:
         c = self.config

@@ -4,7 +4,8 @@ softmax classifier over all users (plus Terminate) on its hidden state at every 
     h_j = LSTM(emb(u_0), ..., emb(u_j)),    pre_j = softmax(h_j W + b)
 
 As for NDM, users already infected are masked out of the softmax (``mask_infected``), and the
-loss is the mean negative log-likelihood of the next user (Terminate after the last).
+loss is the mean negative log-likelihood of the next user (Terminate after the last). Simulation
+(``models.systems.ndm.simulation.Simulable``) steps the LSTM one user at a time.
 
 Args (``LSTMBaseline.Config``):
     dim: user embedding size (default 64; the paper picks from 16, 32, 64, 128).
@@ -25,7 +26,7 @@ import torch
 from torch import nn
 
 from models.base import register_model
-from models.systems.ndm.ndm import CascadeModel, infected_mask
+from models.systems.ndm.cascade import CascadeModel
 
 
 @register_model("ndm", "lstm")
@@ -53,21 +54,22 @@ class LSTMBaseline(CascadeModel):
         hidden, _ = self.lstm(self.emb(users))  # (B, L, hidden)
         scores = self.out(self.drop(hidden))  # (B, L, V)
         if self.config.mask_infected:
-            scores = scores.masked_fill(infected_mask(users, self.vocab), float("-inf"))
+            return self.masked_log_softmax(scores, users)
         return torch.log_softmax(scores, dim=-1)
 
-    # Incremental inference: the state is the LSTM's (h, c); the simulator masks.
-    def begin(self, prefix: torch.Tensor, max_new: int = 0):
+    # -- incremental inference for simulation (Simulable): the state is the LSTM's (h, c) ------
+
+    def begin(
+        self, prefix: torch.Tensor, max_new: int = 0
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         hidden, (h, c) = self.lstm(self.emb(prefix))
         return {"h": h[0], "c": c[0]}, self.out(hidden[:, -1])
 
-    def extend(self, state, users: torch.Tensor):
+    def extend(
+        self, state: dict[str, torch.Tensor], users: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         hidden, (h, c) = self.lstm(self.emb(users)[:, None], (state["h"][None], state["c"][None]))
         return {"h": h[0], "c": c[0]}, self.out(hidden[:, 0])
-
-    @staticmethod
-    def reorder(state, index: torch.Tensor):
-        return {key: value[index] for key, value in state.items()}
 
     def __repr__(self) -> str:
         c = self.config

@@ -26,9 +26,10 @@ maximises the log-likelihood of every next user, Terminate appended to each casc
 are d x |U| without bias, as in the paper; W^Q_i, W^K_i, W^V_i are d x d per head and W^O is
 hd x d. The paper's Eq. (4) has no 1/sqrt(d) scaling; ``scale_attention`` adds it.
 
-Incremental inference for Monte Carlo simulation (``begin`` / ``extend`` / ``reorder``) caches
-every head's keys and values and the last ``win`` active embeddings: act(u_j) depends only on
-u_0 .. u_j, so each step costs one query against the cache.
+Incremental inference for Monte Carlo simulation (``begin`` / ``extend`` / ``reorder``, the
+``models.systems.ndm.simulation.Simulable`` protocol) caches every head's keys and values and
+the last ``win`` active embeddings: act(u_j) depends only on u_0 .. u_j, so each step costs one
+query against the cache.
 
 Args (``NDM.Config``):
     dim: embedding size d (default 64).
@@ -55,49 +56,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import ShardModel, register_model
-
-
-def infected_mask(users: torch.Tensor, vocab: int) -> torch.Tensor:
-    """(B, L) prefixes -> (B, L, vocab) bool: True where the user is in u_0 .. u_j.
-
-    Ids >= vocab (padding) infect nobody.
-    """
-    batch, length = users.shape
-    pos = torch.arange(length, device=users.device).expand(batch, length)
-    first = torch.full((batch, vocab + 1), length, dtype=torch.long, device=users.device)
-    ids = users.clamp(max=vocab)  # padding -> the spare column, dropped below
-    first.scatter_reduce_(1, ids, pos, reduce="amin")
-    return first[:, None, :vocab] <= pos[:, :, None]
-
-
-class CascadeModel(ShardModel):
-    """What every next-user model of the NDM task shares: the vocabulary (users 0..|U|-1,
-    Terminate = |U|, padding = |U|+1), the user embedding table, and the Eq. (8) loss over
-    ``log_probs(users) -> (B, L, V)``, which subclasses define."""
-
-    def __init__(self, config: Any, meta: dict[str, Any], dim: int):
-        super().__init__(config, meta)
-        self.n_users = int(meta["n_users"])
-        self.vocab = self.n_users + 1  # users + Terminate
-        self.terminate = self.n_users
-        self.pad = self.n_users + 1
-        self.emb = nn.Embedding(self.n_users + 2, dim, padding_idx=self.pad)
-
-    def reset_embedding(self) -> None:
-        nn.init.normal_(self.emb.weight, std=0.1)
-        with torch.no_grad():
-            self.emb.weight[self.pad].zero_()
-
-    def log_probs(self, users: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
-        logp = self.log_probs(batch["users"])  # Eq. (8), as a mean negative log-likelihood
-        return F.nll_loss(logp.flatten(0, 1), batch["targets"].flatten(), ignore_index=-100)
-
-    def predict(self, batch: dict[str, Any]) -> torch.Tensor:
-        return self.log_probs(batch["users"])
+from models.base import register_model
+from models.systems.ndm.cascade import CascadeModel
 
 
 @register_model("ndm", "ndm")
@@ -178,10 +138,7 @@ class NDM(CascadeModel):
         return out  # (B, L, V)
 
     def log_probs(self, users: torch.Tensor) -> torch.Tensor:
-        scores = self.logits(users).masked_fill(
-            infected_mask(users, self.vocab), float("-inf")
-        )
-        return torch.log_softmax(scores, dim=-1)
+        return self.masked_log_softmax(self.logits(users), users)
 
     # -- incremental inference for simulation --------------------------------------------------
 
@@ -304,13 +261,6 @@ class NDM(CascadeModel):
         if self.w_init is not None:
             out = out + (state["act0"] @ self.w_init) * self.config.f_init
         return out
-
-    @staticmethod
-    def reorder(state: dict[str, Any], index: torch.Tensor) -> dict[str, Any]:
-        return {
-            key: value[index] if isinstance(value, torch.Tensor) else value
-            for key, value in state.items()
-        }
 
     def __repr__(self) -> str:
         c = self.config

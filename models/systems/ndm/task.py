@@ -34,27 +34,16 @@ simulated with ``val_sims`` (100) and without the size simulations (``val_size_s
 keep per-epoch model selection cheap.
 
 Models plug in through ``loss`` / ``predict`` (log-probabilities (B, L, V)) for training and
-ranking, and ``begin(prefix (S, t)) -> (state, scores (S, V))``, ``extend(state, users (S,))``,
-``reorder(state, index)`` for simulation (scores unmasked; the simulator masks; ``begin`` also
-gets ``max_new`` to size its caches).
+ranking, and through the ``Simulable`` protocol (``begin`` / ``extend`` / ``reorder``,
+``models.systems.ndm.simulation``) for simulation; a model that lacks it is refused with a
+``TypeError`` naming what is missing.
 
-Options (``--opt``): sims, val_sims, size_sims, val_size_sims, size_cap (default: longest
-training cascade), given, early, ks, seed, eval_batch, max_cascades (score only the first N;
-quick checks), max_len (batches keep the first N users of longer cascades: bounds the (B, L, V)
-score tensors on generated worlds with very long cascades; 0 keeps all), temperature
-(simulate from softmax(scores / T); 1, the default, is the paper's protocol; the ``ndm-sharp``
-variant picks T < 1 on val, see README), terminate_bias (added to the Terminate score before
-the temperature; 0, the default, is the paper's protocol; below 0 simulations run longer: the
-``ndm-fill`` variant picks it on val, see README), terminate_target (training: 1, the
-default, makes Terminate the target after each cascade's last user, as Sec. 4.1 and Eq. (8)
-describe; 0 leaves that position out of the loss, as the authors' released code does by giving
-Terminate zero weight in its cross-entropy: Terminate then stays in every softmax but is never a
-target, so the model learns to keep it improbable and simulations seldom stop before |G^c|;
-this training reproduces the paper's figures, see README).
+Options (``--opt key=value``): the fields of ``NdmTask.Options``, each documented there.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -65,7 +54,8 @@ import torch
 from contracts import check_schema
 from contracts import ndm as contract
 from models import lakeio
-from models.base import ShardModel, Task, register_task
+from models.base import OptionError, ShardModel, Task, register_task
+from models.systems.ndm.simulation import require_simulable, simulate
 
 #: The cascade columns this reader uses (a projection of ``contracts.ndm.CASCADES``).
 READ = pa.schema([contract.CASCADES.field(name) for name in ("cascade_id", "split", "users")])
@@ -75,11 +65,6 @@ class CascadeSplit(list):
     """The examples of one split; remembers which split it is."""
 
     split: str = ""
-
-
-def _opt(options: dict[str, Any], key: str, default: Any, cast=int) -> Any:
-    value = options.get(key, default)
-    return default if value is None else cast(value)
 
 
 def f1_scores(
@@ -130,120 +115,68 @@ def tie_aware_rank(scores: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     return higher + same / 2
 
 
-def _sample(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """One draw per row by inverse CDF (cheaper than multinomial on CPU); zero-probability
-    entries are never drawn."""
-    cdf = probs.double().cumsum(dim=-1)
-    u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=cdf.dtype)
-    pick = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(1)
-    return pick.clamp_(max=probs.shape[1] - 1)
-
-
-@torch.no_grad()
-def simulate(
-    model: ShardModel,
-    prefix: torch.Tensor,
-    n_sims: int,
-    max_new: int,
-    vocab: int,
-    generator: torch.Generator,
-    early: int = 0,
-    temperature: float = 1.0,
-    terminate_bias: float = 0.0,
-) -> dict[str, torch.Tensor]:
-    """Monte Carlo continuation of one cascade prefix, all simulations as one batch.
-
-    Args:
-        prefix: (t,) the given users.
-        max_new: most users a simulation adds (it also stops at Terminate = vocab - 1).
-        early: also count the users each simulation infects in its first ``early`` steps.
-        temperature: sample from softmax(scores / temperature); 1 is the model's own
-            distribution (the paper), below 1 sharpens it.
-        terminate_bias: added to the Terminate score before the temperature; below 0 the
-            simulations stop later (0: the paper).
-
-    Returns:
-        ``counts`` (vocab - 1,): how many simulations infected each user (prefix users: 0);
-        ``early_counts`` likewise for the first ``early`` steps; ``sizes`` (n_sims,): users
-        each simulation added.
-    """
-    device = prefix.device
-    terminate = vocab - 1
-    counts = torch.zeros(vocab, dtype=torch.float64, device=device)
-    early_counts = torch.zeros(vocab, dtype=torch.float64, device=device)
-    sizes = torch.zeros(n_sims, dtype=torch.long, device=device)
-    if max_new <= 0:
-        return {"counts": counts[:-1], "early_counts": early_counts[:-1], "sizes": sizes}
-    state, scores = model.begin(prefix.expand(n_sims, -1), max_new)
-    infected = torch.zeros(n_sims, vocab, dtype=torch.bool, device=device)
-    infected[:, prefix] = True
-    sim_of_row = torch.arange(n_sims, device=device)
-    active = torch.ones(n_sims, dtype=torch.bool, device=device)
-    shift = None
-    if terminate_bias != 0.0:
-        shift = torch.zeros(vocab, device=device)
-        shift[terminate] = terminate_bias
-    for step in range(max_new):
-        if shift is not None:
-            scores = scores + shift
-        if temperature != 1.0:
-            scores = scores / temperature
-        probs = torch.softmax(scores.float().masked_fill(infected, float("-inf")), dim=-1)
-        nxt = _sample(probs, generator)  # (rows,)
-        active = active & (nxt != terminate)
-        if not bool(active.any()):
-            break
-        took = nxt[active]
-        ones = torch.ones(took.shape[0], dtype=torch.float64, device=device)
-        counts.index_add_(0, took, ones)
-        if step < early:
-            early_counts.index_add_(0, took, ones)
-        sizes[sim_of_row[active]] += 1
-        if step + 1 == max_new:
-            break
-        if 2 * int(active.sum()) < active.numel():
-            # Finished simulations keep their rows until they are half the batch, then the
-            # batch is compacted: at most log2(n_sims) copies of the state.
-            idx = active.nonzero().squeeze(1)
-            sim_of_row, active, nxt = sim_of_row[idx], active[idx], nxt[idx]
-            infected = infected[idx]
-            state = model.reorder(state, idx)
-        rows = active.nonzero().squeeze(1)
-        infected[rows, nxt[rows]] = True
-        state, scores = model.extend(state, nxt)
-    return {"counts": counts[:-1], "early_counts": early_counts[:-1], "sizes": sizes}
-
-
 @register_task("ndm")
 class NdmTask(Task):
+    """Cascades of ``shards/ndm/<dataset>`` (default ``world``), scored as the module says."""
+
     primary_metric = "macro_f1"
+
+    @dataclasses.dataclass
+    class Options:
+        #: Monte Carlo simulations per cascade of the test (and train) split (Sec. 5.3)
+        sims: int = 1000
+        #: simulations per cascade of the val split (cheap per-epoch model selection)
+        val_sims: int = 100
+        #: cascade-size simulations per test cascade (Sec. 5.5); 0 leaves out ``msle``
+        size_sims: int = 100
+        #: cascade-size simulations per val cascade; 0 leaves out ``msle``
+        val_size_sims: int = 0
+        #: most users a size simulation grows a cascade to; none: the longest training cascade
+        size_cap: int | None = None
+        #: users given to the size simulations
+        given: int = 5
+        #: users of the early-stage F1 (Table 3): the first ``early`` steps and true users
+        early: int = 5
+        #: the k of ``hits@k`` and ``map@k`` (comma-separated on the command line)
+        ks: list[int] = dataclasses.field(default_factory=lambda: [10, 50, 100])
+        #: seed of the simulations; each cascade's generator is seeded by (seed, cascade_id)
+        seed: int = 0
+        #: cascades per teacher-forced ranking batch
+        eval_batch_size: int = 64
+        #: score only the first N cascades of a split (quick checks); 0 scores all
+        max_cascades: int = 0
+        #: batches keep the first N users of longer cascades (bounds the (B, L, V) score
+        #: tensors on generated worlds with very long cascades); 0 keeps all
+        max_len: int = 0
+        #: simulate from softmax(scores / T); 1 is the paper's protocol; the ``ndm-sharp``
+        #: variant picks T < 1 on val (see README)
+        temperature: float = 1.0
+        #: added to the Terminate score before the temperature; 0 is the paper's protocol;
+        #: below 0 simulations run longer (the ``ndm-fill`` variant picks it on val)
+        terminate_bias: float = 0.0
+        #: training: Terminate is the target after each cascade's last user, as Sec. 4.1 and
+        #: Eq. (8) describe; off leaves that position out of the loss, as the authors' released
+        #: code does (Terminate stays in every softmax but is never a target, so simulations
+        #: seldom stop before |G^c|; this reproduces the paper's figures, see README)
+        terminate_target: bool = True
+
+        def __post_init__(self) -> None:
+            if not self.temperature > 0:
+                raise OptionError(f"task 'ndm' option temperature must be > 0, "
+                                  f"got {self.temperature}")
+            if not math.isfinite(self.terminate_bias):
+                raise OptionError(f"task 'ndm' option terminate_bias must be finite, "
+                                  f"got {self.terminate_bias}")
+            if self.eval_batch_size < 1:
+                raise OptionError(f"task 'ndm' option eval_batch_size must be >= 1, "
+                                  f"got {self.eval_batch_size}")
+            if any(k < 1 for k in self.ks):
+                raise OptionError(f"task 'ndm' option ks must hold k >= 1, got {self.ks}")
 
     def __init__(self, lake: str, dataset: str | None = None, **options: Any):
         super().__init__(lake, dataset or "world", **options)
-        o = self.options
-        self.sims = _opt(o, "sims", 1000)
-        self.val_sims = _opt(o, "val_sims", 100)
-        self.size_sims = _opt(o, "size_sims", 100)
-        self.val_size_sims = _opt(o, "val_size_sims", 0)
-        self.given = _opt(o, "given", 5)
-        self.early = _opt(o, "early", 5)
-        self.seed = _opt(o, "seed", 0)
-        self.eval_batch = _opt(o, "eval_batch", 64)
-        self.max_cascades = _opt(o, "max_cascades", 0)
-        self.max_len = _opt(o, "max_len", 0)
-        self.temperature = _opt(o, "temperature", 1.0, float)
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        self.terminate_bias = _opt(o, "terminate_bias", 0.0, float)
-        if not math.isfinite(self.terminate_bias):
-            raise ValueError(f"terminate_bias must be finite, got {self.terminate_bias}")
-        self.terminate_target = _opt(o, "terminate_target", 1)
-        if self.terminate_target not in (0, 1):
-            raise ValueError(f"terminate_target must be 0 or 1, got {self.terminate_target}")
-        self.ks = [int(k) for k in str(o.get("ks", "10,50,100")).split(",")]
         self._rows: dict[str, list[dict[str, Any]]] | None = None
         self._n_users: int | None = None
-        self._size_cap = o.get("size_cap")
 
     # -- data ----------------------------------------------------------------------------------
 
@@ -284,34 +217,35 @@ class NdmTask(Task):
             {"cascade_id": int(r["cascade_id"]), "users": torch.tensor(r["users"])}
             for r in self._load().get(split, [])
         )
-        if self.max_cascades:
-            del out[self.max_cascades:]
+        if self.options.max_cascades:
+            del out[self.options.max_cascades:]
         out.split = split
         return out
 
     def example_length(self, example: dict[str, Any]) -> int:
-        n = len(example["users"])
-        return min(n, self.max_len) if self.max_len else n
+        n, cut = len(example["users"]), self.options.max_len
+        return min(n, cut) if cut else n
 
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         """Users padded with |U|+1; targets = next user, Terminate after the last (-100 there
-        when ``terminate_target`` is 0), -100 pad."""
+        when ``terminate_target`` is off), -100 pad."""
         pad, terminate = self.n_users + 1, self.n_users
+        cut = self.options.max_len
         length = max(len(e["users"]) for e in examples)
-        if self.max_len:
-            length = min(length, self.max_len)
+        if cut:
+            length = min(length, cut)
         users = torch.full((len(examples), length), pad, dtype=torch.long)
         targets = torch.full((len(examples), length), -100, dtype=torch.long)
         for i, e in enumerate(examples):
             seq = e["users"]
-            if self.max_len and len(seq) > self.max_len:
+            if cut and len(seq) > cut:
                 # Cut long cascades: the last kept position predicts the next real user.
-                users[i, : self.max_len] = seq[: self.max_len]
-                targets[i, : self.max_len] = seq[1: self.max_len + 1]
+                users[i, :cut] = seq[:cut]
+                targets[i, :cut] = seq[1: cut + 1]
                 continue
             users[i, : len(seq)] = seq
             targets[i, : len(seq) - 1] = seq[1:]
-            if self.terminate_target:
+            if self.options.terminate_target:
                 targets[i, len(seq) - 1] = terminate
         return {
             "users": users,
@@ -330,14 +264,20 @@ class NdmTask(Task):
     def metric_sums(
         self, model: ShardModel, examples: Sequence[Any], device: torch.device
     ) -> dict[str, float]:
-        """Additive sums of every metric over ``examples`` (a shard of a split)."""
+        """Additive sums of every metric over ``examples`` (a shard of a split).
+
+        Raises:
+            TypeError: ``model`` does not implement the simulation protocol (``Simulable``).
+        """
+        require_simulable(model)
+        o = self.options
         was_training = model.training
         model.eval()
         split = getattr(examples, "split", "")
-        sims = self.val_sims if split == "val" else self.sims
-        size_sims = self.val_size_sims if split == "val" else self.size_sims
+        sims = o.val_sims if split == "val" else o.sims
+        size_sims = o.val_size_sims if split == "val" else o.size_sims
         vocab = self.n_users + 1
-        cap = int(self._size_cap) if self._size_cap is not None else self.meta()["max_len"]
+        cap = o.size_cap if o.size_cap is not None else self.meta()["max_len"]
         sums: dict[str, float] = {"cascades": float(len(examples)), "size_n": 0.0, "msle": 0.0}
         full = {"hit": [], "total": [], "truth": []}
         early = {"hit": [], "total": [], "truth": []}
@@ -345,27 +285,26 @@ class NdmTask(Task):
             for e in examples:
                 users = e["users"].to(device)
                 gen = torch.Generator(device=device).manual_seed(
-                    (self.seed * 1_000_003 + int(e["cascade_id"])) % (2**63)
+                    (o.seed * 1_000_003 + int(e["cascade_id"])) % (2**63)
                 )
                 truth = users[1:]
                 if truth.numel() > 0:
-                    out = simulate(model, users[:1], sims, truth.numel(), vocab, gen, self.early,
-                                   self.temperature, self.terminate_bias)
+                    out = simulate(model, users[:1], sims, truth.numel(), vocab, gen, o.early,
+                                   o.temperature, o.terminate_bias)
                     p = out["counts"] / sims  # P_u^c
                     p_early = out["early_counts"] / sims
                     full["hit"].append(p[truth].sum().item())
                     full["total"].append(p.sum().item())
                     full["truth"].append(truth.numel())
-                    first = truth[: self.early]
+                    first = truth[: o.early]
                     early["hit"].append(p_early[first].sum().item())
                     early["total"].append(p_early.sum().item())
                     early["truth"].append(first.numel())
-                given = users[: self.given]
+                given = users[: o.given]
                 if size_sims > 0:
                     room = max(cap - given.numel(), 0)
                     out = simulate(model, given, size_sims, room, vocab, gen,
-                                   temperature=self.temperature,
-                                   terminate_bias=self.terminate_bias)
+                                   temperature=o.temperature, terminate_bias=o.terminate_bias)
                     pred = given.numel() + out["sizes"].double().mean().item()
                     true = float(users.numel())
                     sums["msle"] += (math.log(true) - math.log(pred)) ** 2
@@ -384,11 +323,12 @@ class NdmTask(Task):
     def _ranking_sums(
         self, model: ShardModel, examples: Sequence[Any], device: torch.device
     ) -> dict[str, float]:
-        sums = {"rank_n": 0.0, **{f"hits@{k}": 0.0 for k in self.ks}}
-        sums.update({f"map@{k}": 0.0 for k in self.ks})
+        ks, size = self.options.ks, self.options.eval_batch_size
+        sums = {"rank_n": 0.0, **{f"hits@{k}": 0.0 for k in ks}}
+        sums.update({f"map@{k}": 0.0 for k in ks})
         terminate = self.n_users
-        for start in range(0, len(examples), self.eval_batch):
-            batch = self.collate(list(examples[start: start + self.eval_batch]))
+        for start in range(0, len(examples), size):
+            batch = self.collate(list(examples[start: start + size]))
             batch = {k: v.to(device) for k, v in batch.items()}
             logp = model.predict(batch)  # (B, L, V), infected at -inf
             targets = batch["targets"]
@@ -399,7 +339,7 @@ class NdmTask(Task):
             true = targets[valid]
             rank = tie_aware_rank(scores, true)
             sums["rank_n"] += float(true.numel())
-            for k in self.ks:
+            for k in ks:
                 inside = rank < k
                 sums[f"hits@{k}"] += inside.double().sum().item()
                 sums[f"map@{k}"] += torch.where(inside, 1.0 / (rank + 1).double(), 0.0).sum().item()
@@ -417,7 +357,7 @@ class NdmTask(Task):
         if sums.get("size_n"):
             out["msle"] = sums["msle"] / sums["size_n"]
         n = sums.get("rank_n", 0.0)
-        for k in self.ks:
+        for k in self.options.ks:
             out[f"hits@{k}"] = sums[f"hits@{k}"] / n if n else 0.0
             out[f"map@{k}"] = sums[f"map@{k}"] / n if n else 0.0
         out["cascades"] = sums["cascades"]

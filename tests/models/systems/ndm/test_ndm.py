@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from models.base import ShardModel, get_model
-from models.systems.ndm.ndm import NDM, infected_mask
-from models.systems.ndm.task import NdmTask, f1_scores, simulate, tie_aware_rank
+from models.systems.ndm.cascade import infected_mask
+from models.systems.ndm.ndm import NDM
+from models.systems.ndm.simulation import simulate
+from models.systems.ndm.task import NdmTask, f1_scores, tie_aware_rank
 
 DATA = Path(__file__).parents[2].parent / "shared" / "data" / "cascades"
 
