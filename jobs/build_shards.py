@@ -9,10 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+
+if not __package__:
+    # Run as a file (spark-submit jobs/build_shards.py): make the repository's packages importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from pipeline import systems
+    from pipeline import logs, systems
 
     systems.load_all()
     pre = argparse.ArgumentParser(add_help=False)
@@ -23,6 +28,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--task", required=True, choices=sorted(systems.BUILDERS))
     parser.add_argument("--run-id", default=None, help="idempotency key (default: derived)")
     parser.add_argument("--master", default=None, help="Spark master (default: spark-defaults)")
+    logs.add_argument(parser)
     if known.task in systems.ARGUMENTS:
         systems.ARGUMENTS[known.task](parser)
     return parser.parse_args(argv)
@@ -30,10 +36,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from pipeline import systems
+    from pipeline import logs, systems
     from pipeline.lake import Lake
     from pipeline.session import get_spark
 
+    logs.configure(args.log_level)
     spark = get_spark(f"sharecast-build-shards-{args.task}", master=args.master)
     summary = systems.BUILDERS[args.task](spark, Lake(args.lake), args)
     print(json.dumps(summary, indent=2, default=str))

@@ -18,7 +18,12 @@ import json
 import sys
 from pathlib import Path
 
-from contracts.runs import files_fingerprint, run_digest
+if not __package__:
+    # Run as a file (spark-submit jobs/import_cascades.py): make the packages importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from contracts.runs import files_fingerprint, run_digest  # noqa: E402
+from pipeline import logs  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -31,6 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run-id", default=None, help="idempotency key (default: derived)")
     parser.add_argument("--master", default=None, help="Spark master (default: spark-defaults)")
+    logs.add_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -52,6 +58,7 @@ def run(spark, lake, args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    logs.configure(args.log_level)
     from pipeline.lake import Lake
     from pipeline.session import get_spark
 

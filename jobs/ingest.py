@@ -24,6 +24,7 @@ if not __package__:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from pipeline import logs
     from pipeline.ingest import FORMATS
     from pipeline.schemas import RAW
 
@@ -46,15 +47,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="latest accepted time, ISO-8601 (default now + 1 day, UTC)",
     )
     parser.add_argument("--master", default=None, help="Spark master (default: spark-defaults)")
+    logs.add_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from pipeline import logs
     from pipeline.ingest import IngestInputError, check_input, ingest
     from pipeline.lake import Lake
     from pipeline.schemas import SchemaMismatchError
 
+    logs.configure(args.log_level)
     try:
         # A missing or wrong-format input fails here, before a Spark session is started.
         check_input(args.input, args.format, args.table)
@@ -72,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             max_ts=args.max_ts,
         )
     except (IngestInputError, SchemaMismatchError) as err:
+        # The command's own error message (like argparse's), not a log line: one line to match.
         print(f"ingest: error: {err}", file=sys.stderr)
         return 2
     print(json.dumps(summary.to_dict(), indent=2))

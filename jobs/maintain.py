@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
 
 if not __package__:
+    # Run as a file (spark-submit jobs/maintain.py): make the repository's packages importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+log = logging.getLogger(__name__)
 
 # Z-order columns per table: the columns the statistics and shard builders filter and join on.
 ZORDER = {
@@ -29,6 +33,8 @@ ZORDER = {
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from pipeline import logs
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lake", required=True, help="lake root (folder or file system URI)")
     parser.add_argument("--tables", default=None,
@@ -39,14 +45,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true",
                         help="list what VACUUM would delete; change nothing")
     parser.add_argument("--master", default=None, help="Spark master (default: spark-defaults)")
+    logs.add_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from pipeline import logs
     from pipeline.lake import Lake
     from pipeline.session import get_spark
 
+    logs.configure(args.log_level)
     get_spark("sharecast-maintain", master=args.master)  # the lake's operations use it
     lake = Lake(args.lake)
     names = args.tables.split(",") if args.tables else lake.tables()
@@ -54,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         layer, _, table = name.partition("/")
         if not lake.exists(layer, table):
-            print(f"maintain: no Delta table {name!r} in {lake.root}", file=sys.stderr)
+            print(f"maintain: error: no Delta table {name!r} in {lake.root}", file=sys.stderr)
             return 2
         entry: dict = {}
         if not (args.no_optimize or args.dry_run):
@@ -62,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         removed = lake.vacuum(layer, table, args.retain_hours, dry_run=args.dry_run)
         entry["vacuum" if not args.dry_run else "would_vacuum"] = len(removed)
         report[name] = entry
-        print(f"maintain: {name}: {entry}", flush=True)
+        log.info("%s: %s", name, entry)
     if lake.is_local and not args.dry_run:
         scratch = Path(lake.location("_scratch"))
         cutoff = time.time() - args.retain_hours * 3600

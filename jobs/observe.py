@@ -20,6 +20,7 @@ if not __package__:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from pipeline import logs
     from pipeline.stats.observe import ObserveConfig
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -27,6 +28,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--run-id", default=None, help="idempotency key (default: derived)")
     parser.add_argument("--master", default=None, help="Spark master (default: spark-defaults)")
     parser.add_argument("--summary", default=None, help="also write the JSON summary here")
+    logs.add_argument(parser)
     for f in dataclasses.fields(ObserveConfig):
         parser.add_argument(
             "--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,
@@ -37,10 +39,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from pipeline import logs
     from pipeline.lake import Lake
     from pipeline.session import get_spark
     from pipeline.stats.observe import ObserveConfig, Observer, default_run_id
 
+    logs.configure(args.log_level)
     config = ObserveConfig(
         **{f.name: getattr(args, f.name) for f in dataclasses.fields(ObserveConfig)}
     )

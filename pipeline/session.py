@@ -3,17 +3,27 @@
 It reads ``spark-defaults.conf`` from the repository root (or ``$SHARECAST_SPARK_CONF``), so
 ``python -m jobs.x`` behaves like ``spark-submit --properties-file spark-defaults.conf jobs/x.py``.
 Settings already given to the JVM (``spark-submit --conf`` / ``--master``) win over the file.
+
+The console stays readable: Spark's own log4j lines are warnings and errors only
+(``pipeline/log4j2.properties``, named in ``spark.driver.extraJavaOptions``), and when this
+process starts the JVM, Spark's progress bar is drawn only if stderr is a terminal (Spark itself
+draws it whenever ``spark.ui.showConsoleProgress`` is true, into a log file too). Under
+``spark-submit`` the JVM is already running and the properties file decides.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
 DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "spark-defaults.conf"
+PROGRESS = "spark.ui.showConsoleProgress"
+DRIVER_JAVA_OPTIONS = "spark.driver.extraJavaOptions"
+_LOG4J_FILE = re.compile(r"(-Dlog4j2?\.configurationFile=)(\S+)")
 
 
 def read_defaults(path: str | os.PathLike | None = None) -> dict[str, str]:
@@ -30,7 +40,30 @@ def read_defaults(path: str | os.PathLike | None = None) -> dict[str, str]:
         if len(parts) != 2:
             raise ValueError(f"{path}:{line_no}: expected 'key value', got {raw!r}")
         conf[parts[0]] = parts[1].strip()
+    if DRIVER_JAVA_OPTIONS in conf:
+        conf[DRIVER_JAVA_OPTIONS] = absolute_log_config(conf[DRIVER_JAVA_OPTIONS], path.parent)
     return conf
+
+
+def absolute_log_config(java_options: str, base: Path) -> str:
+    """Make a relative ``-Dlog4j.configurationFile=PATH`` absolute against ``base`` (the folder
+    of the defaults file), so a job started from another folder still finds it."""
+
+    def fix(m: re.Match) -> str:
+        value = m.group(2)
+        if ":" in value or Path(value).is_absolute():  # a URI, or already absolute
+            return m.group(0)
+        return m.group(1) + str((base / value).resolve())
+
+    return _LOG4J_FILE.sub(fix, java_options)
+
+
+def progress_bar_on_terminal(settings: dict[str, str], terminal: bool) -> dict[str, str]:
+    """``settings`` with Spark's console progress bar turned off unless stderr is a terminal:
+    the bar redraws itself with carriage returns, which in a log file or pipe are noise."""
+    if settings.get(PROGRESS, "false").lower() == "true" and not terminal:
+        return {**settings, PROGRESS: "false"}
+    return settings
 
 
 def get_spark(
@@ -56,6 +89,8 @@ def get_spark(
         SparkContext._ensure_initialized()
         submitted = SparkConf()
         settings = {k: v for k, v in settings.items() if not submitted.contains(k)}
+    else:
+        settings = progress_bar_on_terminal(settings, os.isatty(2))
     settings.update(conf or {})
     if master:
         settings["spark.master"] = master

@@ -32,6 +32,7 @@ def world_origin(*frames: DataFrame):
     return min(starts)
 
 
+# What a week is (Monday to Monday UTC from the world's start): ``pipeline/world/config.py``.
 def with_week(df: DataFrame, origin, ts_col: str = "ts", name: str = "week") -> DataFrame:
     """Add ``week = floor(datediff(ts, origin) / 7) + 1`` (week 1 starts on the first Monday)."""
     days = F.datediff(F.to_date(F.col(ts_col)), F.lit(origin))

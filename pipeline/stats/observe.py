@@ -8,6 +8,7 @@ from ``stats/item_weekly``. Tests run last, over the committed tables, into ``st
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from pipeline.stats import conversion, rising, specific, structure, temporal
 from pipeline.stats import features as features_mod
 from pipeline.stats import significance as sig
 from pipeline.stats.common import with_week
+
+log = logging.getLogger(__name__)
 
 RAW_TABLES = ("shares", "purchases", "browses", "items")
 
@@ -101,7 +104,7 @@ class RunLog:
 
     def add(self, table: str, rows: int, seconds: float, note: str = "") -> None:
         self.rows.append({"table": table, "rows": rows, "seconds": seconds, "note": note})
-        print(f"[observe] {table}: {rows} rows in {seconds:.1f} s {note}", flush=True)
+        log.info("%s: %s rows in %.1f s%s", table, rows, seconds, f" {note}" if note else "")
 
     def to_arrow(self, run_id: str) -> pa.Table:
         return pa.Table.from_pylist(
@@ -121,7 +124,7 @@ class Observer:
         self.lake = lake
         self.config = config
         self.run_id = run_id
-        self.log = RunLog()
+        self.run_log = RunLog()
 
     def raw(self, table: str) -> DataFrame:
         return self.lake.read(self.spark, "raw", table)
@@ -139,7 +142,7 @@ class Observer:
             overwrite_schema=True,
         )
         rows = result.rows if not result.skipped else -1
-        self.log.add(name, rows, time.time() - start, note + (" (skipped)" * result.skipped))
+        self.run_log.add(name, rows, time.time() - start, note + (" (skipped)" * result.skipped))
         return self.lake.read(self.spark, "stats", name)
 
     def _describe(self, step: str) -> None:
@@ -159,7 +162,7 @@ class Observer:
         want = max(have, math.ceil(records / self.config.records_per_partition))
         if want != have:
             self.spark.conf.set("spark.sql.shuffle.partitions", str(want))
-        print(f"[observe] {records} share records: {want} shuffle partitions", flush=True)
+        log.info("%s share records: %s shuffle partitions", records, want)
 
     def run(self) -> dict:
         cfg = self.config
@@ -172,7 +175,7 @@ class Observer:
         weeks = int(
             shares.select("week").unionByName(purchases.select("week")).agg(F.max("week")).first()[0]
         )
-        print(f"[observe] origin {origin}, {weeks} weeks", flush=True)
+        log.info("origin %s, %s weeks", origin, weeks)
 
         # The lookup tables every record-level statistic shares (``features.Lookups``) are
         # persisted once instead of being rebuilt from the raw records by each statistic.
@@ -183,7 +186,7 @@ class Observer:
         start = time.time()
         self._describe("close-neighbour join size")
         join_rows = lookups.join_rows()
-        self.log.add("(close-neighbour join size)", join_rows, time.time() - start,
+        self.run_log.add("(close-neighbour join size)", join_rows, time.time() - start,
                      "adopters x their neighbours")
         if join_rows > cfg.max_join_rows:
             raise JoinTooLargeError(
@@ -263,9 +266,9 @@ class Observer:
             table, "stats", "tests", mode="overwrite", app_id=f"observe:tests:{self.run_id}",
             overwrite_schema=True,
         )
-        self.log.add("tests", table.num_rows, time.time() - start)
+        self.run_log.add("tests", table.num_rows, time.time() - start)
         self.lake.write_arrow(
-            self.log.to_arrow(self.run_id), "stats", "observe_run", mode="overwrite",
+            self.run_log.to_arrow(self.run_id), "stats", "observe_run", mode="overwrite",
             app_id=f"observe:observe_run:{self.run_id}", overwrite_schema=True,
         )
         return {
@@ -274,7 +277,7 @@ class Observer:
             "weeks": weeks,
             "windows": starts,
             "config": asdict(cfg),
-            "tables": self.log.rows,
+            "tables": self.run_log.rows,
             "tests": table.to_pylist(),
         }
 

@@ -136,7 +136,7 @@ def specific_tests(
         # gap bin and the receiver's degree bin: receivers with more neighbours have more
         # adopters around them whatever the neighbours do), and E9 (the tie score: a sender
         # who shares dear items with a receiver does so with the receiver's neighbours too,
-        # so under E9 they buy together; z 11 with E3 off before this stratum). Not for repeat
+        # so under E9 they buy together; z 11 with E3 off without this stratum). Not for repeat
         # receipts: adopters re-share (to this receiver too), so a repeat receipt is on the
         # path from close neighbours to conversion, and holding it fixed biases the trend.
         ("close_neighbours", "E3", cov, "close",

@@ -31,13 +31,13 @@ def test_maintain_compacts_and_vacuums(spark, lake, monkeypatch, capsys):
     fresh.mkdir()
 
     assert job.main(["--lake", lake.root, "--dry-run"]) == 0
-    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["stats/t"] == {
-        "would_vacuum": 1
-    }
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["stats/t"] == {"would_vacuum": 1}  # stdout: the JSON only
+    assert "INFO    jobs.maintain: stats/t: {'would_vacuum': 1}" in printed.err
     assert orphan.exists()
 
     assert job.main(["--lake", lake.root]) == 0
-    report = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    report = json.loads(capsys.readouterr().out)
     # 3 files became 1; the orphan went; the 3 replaced files stay for time travel (7 days)
     assert report["stats/t"] == {"optimize": {"files_added": 1, "files_removed": 3}, "vacuum": 1}
     assert report["_scratch"] == {"removed": 1}
@@ -49,4 +49,5 @@ def test_maintain_compacts_and_vacuums(spark, lake, monkeypatch, capsys):
 def test_unknown_table_is_one_line(spark, lake, monkeypatch, capsys):
     monkeypatch.setattr("pipeline.session.get_spark", lambda *a, **k: spark)
     assert job.main(["--lake", lake.root, "--tables", "raw/nope"]) == 2
-    assert "raw/nope" in capsys.readouterr().err
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("maintain: error: ") and "raw/nope" in line

@@ -56,6 +56,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, fields
 
@@ -78,6 +79,8 @@ from contracts.runs import run_digest
 from pipeline.lake import Lake
 from pipeline.schemas import spark_schema
 from pipeline.systems import register
+
+log = logging.getLogger(__name__)
 
 #: One row per query, in the layout ``contracts.infnet.SHARD`` declares.
 INFNET_SHARD = spark_schema(contract.SHARD)
@@ -171,24 +174,24 @@ class Steps:
 
     Each is computed once and kept as a local checkpoint: unlike ``cache()`` this also cuts the
     query plan there, so later plans do not carry (and re-print) every earlier step; with a
-    dozen nested cached steps the plan strings alone filled the driver's heap. With ``log`` the
-    rows and wall seconds of each step are printed as it finishes and kept for the manifest,
+    dozen nested cached steps the plan strings alone filled the driver's heap. With ``measure`` the
+    rows and wall seconds of each step are logged as it finishes and kept for the manifest,
     so a run's log says where the time goes.
     """
 
-    def __init__(self, log: bool = True):
-        self.log = log
+    def __init__(self, measure: bool = True):
+        self.measure = measure
         self.record: dict[str, dict] = {}
 
     def __call__(self, name: str, df: DataFrame) -> DataFrame:
         started = time.perf_counter()
         # Lazy, then counted: one pass computes and stores it (eager + count would be two).
-        kept = df.localCheckpoint(eager=not self.log, storageLevel=KEEP)
-        if self.log:
+        kept = df.localCheckpoint(eager=not self.measure, storageLevel=KEEP)
+        if self.measure:
             rows = kept.count()
             seconds = time.perf_counter() - started
             self.record[name] = {"rows": rows, "seconds": round(seconds, 1)}
-            print(f"infnet shards: {name}: {rows:,} rows, {seconds:.1f} s", flush=True)
+            log.info("%s: %s rows, %.1f s", name, f"{rows:,}", seconds)
         return kept
 
 
@@ -424,7 +427,7 @@ def sample_subgraphs(
     """
     key = ["query_id", "query_day", "week", "node"]
     frontier_key = ["query_day", "week", "node"]
-    steps = steps or Steps(log=False)
+    steps = steps or Steps(measure=False)
 
     def reached(hop: DataFrame, level: int) -> DataFrame:
         return hop.select(
@@ -642,7 +645,7 @@ def build_infnet_shards(
     steps: Steps | None = None,
 ) -> tuple[DataFrame, DataFrame, dict]:
     """Raw tables -> (shard rows, capped frontier nodes, facts for the manifest)."""
-    steps = steps or Steps(log=False)
+    steps = steps or Steps(measure=False)
     if cfg.shuffle_partitions:
         spark.conf.set("spark.sql.shuffle.partitions", str(cfg.shuffle_partitions))
     if cfg.obs_weeks < 1 or cfg.fanout < 1 or cfg.pi_bins < 2:

@@ -16,5 +16,5 @@ def test_write_replaces_a_table_whose_columns_changed(spark, lake):
     assert [tuple(r) for r in got.collect()] == [(1, 3.0, 7)]
     old = lake.read(spark, "stats", "demo", version=0)
     assert old.columns == ["item_id", "ci"] and old.count() == 1
-    last = observer.log.rows[-1]
+    last = observer.run_log.rows[-1]
     assert (last["table"], last["rows"]) == ("demo", 1)

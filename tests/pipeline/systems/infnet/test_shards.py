@@ -1,4 +1,5 @@
-"""InfNet shard builder on a hand-made world (7 users, 3 items, 2 observation weeks).
+"""InfNet shard builder on a hand-made world (7 users, 3 items, 2 observation weeks), and the
+whole ``jobs.build_shards --task infnet`` on a tiny generated world.
 
 Prediction days start Mon 2024-01-29 (days 0, 1 train/val, day 2 test); 2 observation weeks.
 For a query on day D, week 0 = [D-14, D-7), week 1 = [D-7, D).
@@ -61,16 +62,18 @@ def write_world(spark, lake, shares, purchases):
     lake.write(spark.createDataFrame(ITEMS, schemas.ITEMS), "raw", "items")
 
 
+OPTIONS = dict(obs_weeks=2, train_days=2, test_days=1, val_fraction=0.3,
+               pred_start="2024-01-29", label_hours=24.0, history_days=365, recent_days=30,
+               queries=None, fanout=2, pi_bins=2, seed=0, rows_per_file=1000)
+
+
 def build(spark, lake, **over):
+    """The registered builder on the lake's world -> (manifest, {(user, item): shard row})."""
     from pipeline.systems.infnet.shards import build as build_infnet
 
-    opts = dict(obs_weeks=2, train_days=2, test_days=1, val_fraction=0.3,
-                pred_start="2024-01-29", label_hours=24.0, history_days=365, recent_days=30,
-                queries=None, fanout=2, pi_bins=2, seed=0, rows_per_file=1000, run_id=None)
-    opts.update(over)
-    summary = build_infnet(spark, lake, argparse.Namespace(**opts))
-    rows = {r["user_id"]: r for r in lake.read(spark, "shards", "infnet").collect()}
-    return summary, rows
+    summary = build_infnet(spark, lake, argparse.Namespace(**{**OPTIONS, "run_id": None, **over}))
+    rows = lake.read(spark, "shards", "infnet").collect()
+    return summary, {(r["user_id"], r["item_id"]): r for r in rows}
 
 
 def by_id(row):
@@ -105,7 +108,52 @@ def test_expand_hop_keeps_the_most_recent_neighbours(spark):
     assert got == [(1, 21, 3), (1, 22, 3), (2, 3, 1)]
 
 
-# The whole build on the hand-made world: about 100 s on 2 busy cores, so behind `slow`.
+def at(month, day, hour, minute=0):
+    return dt.datetime(2024, month, day, hour, minute, tzinfo=dt.UTC)
+
+
+def test_nothing_comes_from_the_query_day_or_after_the_query(spark):
+    """q1 = (1, 11) at 01-29 10:00 in a world that also holds rows of its own day and later.
+
+    Sub-graphs end where the query day starts: 8 -> 1 at 08:00 that day would otherwise be
+    node 1's most recent neighbour (fanout 2). Features use rows strictly before 10:00: 4's
+    purchase at 09:00 counts (item 10, PI bin 0, also in the last 30 days); 2's at 12:00 and
+    the target's at 10:30 do not. So q1's sub-graphs and features are the ones worked out for
+    the base world (see the slow tests below) plus 4's purchase.
+    """
+    from pipeline.systems.infnet.shards import InfNetShardConfig, build_infnet_shards
+
+    same_day_before = [(8, 1, 10, at(1, 29, 8))]
+    later_shares = [(9, 1, 12, at(1, 29, 11)), (9, 2, 11, at(1, 30, 12)),
+                    (2, 1, 10, at(1, 29, 23))]
+    earlier_purchase = [(4, 10, at(1, 29, 9), 50.0)]
+    later_purchases = [(2, 12, at(1, 29, 12), 500.0), (1, 10, at(1, 29, 10, 30), 7.0)]
+    shares = spark.createDataFrame(BASE_SHARES + same_day_before + later_shares, schemas.SHARES)
+    purchases = spark.createDataFrame(
+        BASE_PURCHASES + earlier_purchase + later_purchases, schemas.PURCHASES
+    )
+    items = spark.createDataFrame(ITEMS, schemas.ITEMS)
+    # Plain semi-joins (no broadcast pre-filter: fewer Spark jobs); the job test below and
+    # the slow tests take the default path.
+    cfg = InfNetShardConfig(**OPTIONS, broadcast_nodes=0)
+    rows, _, _ = build_infnet_shards(spark, shares, purchases, items, cfg)
+    (q1,) = rows.where("user_id = 1 AND item_id = 11").collect()
+
+    assert q1["query_ts"].astimezone(dt.UTC) == at(1, 29, 10) and q1["label"] == 1
+    weeks = by_id(q1)
+    assert weeks[0] == ([1, 2], [(2, 1, [1.0, 0.0])])
+    assert weeks[1] == ([1, 2, 3, 4, 21, 22], [
+        (3, 2, [0.0, 1.0]), (4, 3, [1.0, 0.0]), (21, 1, [1.0, 0.0]), (22, 1, [1.0, 0.0])
+    ])
+    x = dict(zip(q1["node_ids"], q1["node_x"], strict=True))
+    assert x[1] == [0.0] * 4 + [1.0, 0.0, 0.0] and q1["cold"] is True
+    assert x[2] == pytest.approx([0.0, math.log1p(100.0), 0.0, 0.0, 0.0, 1.0, 0.0])
+    spent = math.log1p(50.0)
+    assert x[4] == pytest.approx([spent, 0.0, spent, 0.0, 0.0, 0.0, 1.0])
+
+
+# The registered builder with its lake write and manifest, three times over: behind `slow`
+# (the default suite runs the builder once in memory and the job once on a generated world).
 @pytest.fixture(scope="module")
 def built(spark, tmp_path_factory):
     from pipeline.lake import Lake
@@ -118,8 +166,8 @@ def built(spark, tmp_path_factory):
 @pytest.mark.slow
 def test_queries_labels_and_splits(built):
     _, summary, rows = built
-    assert set(rows) == {1, 3}
-    q1, q2 = rows[1], rows[3]
+    assert set(rows) == {(1, 11), (3, 12)}
+    q1, q2 = rows[1, 11], rows[3, 12]
     assert (q1["item_id"], q1["label"], q1["query_day"]) == (11, 1, dt.date(2024, 1, 29))
     assert q1["split"] in {"train", "val"}
     assert (q2["item_id"], q2["label"], q2["split"]) == (12, 0, "test")
@@ -132,7 +180,7 @@ def test_queries_labels_and_splits(built):
 @pytest.mark.slow
 def test_weekly_subgraphs_bfs_depth_two_and_fanout(built):
     _, summary, rows = built
-    q1 = by_id(rows[1])
+    q1 = by_id(rows[1, 11])
     # week 0 (01-15..01-21): only 2 -> 1 with item 11 (bin 0)
     assert q1[0] == ([1, 2], [(2, 1, [1.0, 0.0])])
     # week 1 (01-22..01-28): hop 1 from 1 keeps the 2 latest of {20, 21, 22}; from 2 reaches 3;
@@ -141,12 +189,12 @@ def test_weekly_subgraphs_bfs_depth_two_and_fanout(built):
     assert nodes == [1, 2, 3, 4, 21, 22]
     assert edges == [(3, 2, [0.0, 1.0]), (4, 3, [1.0, 0.0]), (21, 1, [1.0, 0.0]),
                      (22, 1, [1.0, 0.0])]
-    assert rows[1]["node_ids"][:2] == [1, 2] and rows[1]["node_role"][:2] == [0, 1]
-    assert rows[1]["fanout_capped"] == 1
+    assert rows[1, 11]["node_ids"][:2] == [1, 2] and rows[1, 11]["node_role"][:2] == [0, 1]
+    assert rows[1, 11]["fanout_capped"] == 1
     assert summary["fanout_bites"]["queries_capped"] == 1
     # q2 on 01-31: week 0 = 01-17..01-23, week 1 = 01-24..01-30 (holds the 01-29 share 2 -> 1,
     # which 3 does not reach within two hops); 20 -> 1 (01-22) is beyond hop 2.
-    q2 = by_id(rows[3])
+    q2 = by_id(rows[3, 12])
     assert q2[0] == ([1, 2, 3, 6], [(2, 1, [1.0, 0.0]), (3, 2, [0.0, 1.0])])
     assert q2[1] == ([3, 4, 5, 6], [(4, 3, [1.0, 0.0]), (5, 4, [1.0, 0.0])])
 
@@ -154,7 +202,7 @@ def test_weekly_subgraphs_bfs_depth_two_and_fanout(built):
 @pytest.mark.slow
 def test_node_features_and_cold(built):
     _, _, rows = built
-    q1 = rows[1]
+    q1 = rows[1, 11]
     x = dict(zip(q1["node_ids"], q1["node_x"], strict=True))
     # node 2 spent 100 on item 12 (bin 1) on 2023-12-01: in the year, not in the last 30 days
     assert x[2] == pytest.approx([0.0, math.log1p(100.0), 0.0, 0.0, 0.0, 1.0, 0.0])
@@ -173,17 +221,63 @@ def test_no_feature_uses_information_after_the_query(spark, tmp_path, built):
 
     _, _, base = built
     later_shares = [(9, 1, 12, ts(1, 29, 11)), (9, 2, 11, ts(1, 30)), (2, 1, 10, ts(1, 29, 23))]
-    later_purchases = [(2, 12, ts(1, 29, 12), 500.0), (1, 10, ts(1, 29, 10, ), 7.0)]
-    later_purchases[1] = (1, 10, dt.datetime(2024, 1, 29, 10, 30, tzinfo=dt.UTC), 7.0)
+    later_purchases = [(2, 12, ts(1, 29, 12), 500.0),
+                       (1, 10, dt.datetime(2024, 1, 29, 10, 30, tzinfo=dt.UTC), 7.0)]
     lake = Lake(tmp_path / "later")
     write_world(spark, lake, BASE_SHARES + later_shares, BASE_PURCHASES + later_purchases)
     _, rows = build(spark, lake)
     inputs = ["node_ids", "node_role", "node_x", "weeks", "item_x", "cold", "query_ts"]
     for col in inputs:
-        assert rows[1][col] == base[1][col], col
+        assert rows[1, 11][col] == base[1, 11][col], col
 
     earlier = [(2, 12, dt.datetime(2024, 1, 29, 9, tzinfo=dt.UTC), 500.0)]
     lake = Lake(tmp_path / "earlier")
     write_world(spark, lake, BASE_SHARES, BASE_PURCHASES + earlier)
     _, rows = build(spark, lake)
-    assert rows[1]["node_x"] != base[1]["node_x"]
+    assert rows[1, 11]["node_x"] != base[1, 11]["node_x"]
+
+
+def test_build_shards_job_on_a_generated_world(spark, lake, monkeypatch, capsys):
+    """``jobs.build_shards --task infnet`` on a 3-week generated world: one row per query
+    (distinct receiver, item and day over the prediction days, counted here from raw/shares),
+    every split present, the contract's schema as the trainer reads it (delta-rs), and a
+    manifest whose counts match the rows."""
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+
+    from contracts import check_schema
+    from contracts.infnet import SHARD
+    from jobs import build_shards
+    from pipeline.world import WorldConfig, generate
+
+    monkeypatch.setattr("pipeline.session.get_spark", lambda *a, **k: spark)
+    world = WorldConfig(share_records=1500, seed=5, weeks=3, effects=frozenset())
+    tables = generate(spark, world, lake.location("_scratch", "tiny"), progress=lambda m: None)
+    for name in ("shares", "purchases", "items"):  # what the builder reads
+        parts = schemas.RAW_PARTITIONS.get(name)
+        lake.write(tables[name], "raw", name, partition_by=parts, app_id="tiny-world")
+    argv = ["--lake", lake.root, "--task", "infnet", "--obs-weeks", "2", "--fanout", "5",
+            "--run-id", "tiny"]
+    assert build_shards.main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+
+    shards = DeltaTable(lake.path("shards", "infnet")).to_pyarrow_table()
+    check_schema("shards/infnet", shards.schema, SHARD)
+    assert shards.schema.names == SHARD.names
+    shares = DeltaTable(lake.path("raw", "shares")).to_pandas(
+        columns=["receiver_id", "item_id", "ts"]
+    )
+    first = dt.date.fromisoformat(summary["pred_start"])
+    day = (shares["ts"].dt.tz_convert("UTC").dt.date - first).map(lambda d: d.days)
+    queries = shares.assign(day=day)[(day >= 0) & (day < 3)]
+    queries = queries.drop_duplicates(["receiver_id", "item_id", "day"])
+    splits = pc.value_counts(shards["split"]).to_pylist()
+    per_split = {v["values"]: v["counts"] for v in splits}
+    assert shards.num_rows == len(queries) == summary["queries"] > 0
+    assert per_split["test"] == (queries["day"] == 2).sum()
+    assert per_split["train"] > 0 and per_split["val"] > 0
+    assert per_split["train"] + per_split["val"] == (queries["day"] < 2).sum()
+    assert len(set(shards["query_id"].to_pylist())) == shards.num_rows
+    manifest = {split: sum(by_label.values()) for split, by_label in summary["counts"].items()}
+    assert manifest == per_split
+    assert summary["run_id"] == "tiny" and summary["num_weeks"] == 2
