@@ -5,7 +5,9 @@
 
 Each (model, seed) is one ``python -m models.train`` run (results in ``LAKE/results/infnet`` and
 ``OUT/<model>-s<seed>/results.json``); a finished run is not repeated. The table gives the mean
-and standard deviation over seeds of the test metrics of the best-on-val epoch. A script, not a
+and standard deviation over seeds of the test metrics of the best-on-val epoch, and the 95 %
+interval that the test split's size alone puts on the mean AUC-PR (the logit interval of
+``pipeline.report.results.auc_pr_interval``; the seeds' sd does not include it). A script, not a
 test.
 """
 
@@ -42,6 +44,13 @@ def run(lake: str, model: str, seed: int, out: Path, args: argparse.Namespace) -
     return json.loads(result.read_text())
 
 
+def _split_interval(auc_pr: float, test: dict) -> str:
+    from pipeline.report.results import auc_pr_interval
+
+    low, high = auc_pr_interval(auc_pr, test["n"] * test["positive_rate"])
+    return f"{low:.3f} - {high:.3f}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lake", required=True)
@@ -66,12 +75,14 @@ def main() -> int:
             mean = statistics.fmean(values)
             std = statistics.stdev(values) if len(values) > 1 else 0.0
             cells.append(f"{mean:.3f} ± {std:.3f}")
+        mean_pr = statistics.fmean(r["metrics"]["test"]["auc_pr"] for r in per_seed)
+        cells.append(_split_interval(mean_pr, per_seed[0]["metrics"]["test"]))
         rows.append((model, len(per_seed), cells))
     test = per_seed[0]["metrics"]["test"]
     print(f"\n{lake}: test n={test['n']:.0f}, positive rate {test['positive_rate']:.3f}, "
           f"cold {test['n_cold']:.0f}")
-    print("| model | seeds | " + " | ".join(METRICS) + " |")
-    print("|---|---|" + "---|" * len(METRICS))
+    print("| model | seeds | " + " | ".join(METRICS) + " | auc_pr 95 % (split size) |")
+    print("|---|---|" + "---|" * (len(METRICS) + 1))
     for model, n, cells in rows:
         print(f"| {model} | {n} | " + " | ".join(cells) + " |")
     return 0

@@ -1,6 +1,10 @@
-"""Build the static HTML report of the observational statistics (``stats/*``).
+"""Build the static HTML report of the statistics (``stats/*``) and model results (``results/*``).
 
     python -m jobs.report --lake LAKE --out DIR
+    spark-submit --properties-file spark-defaults.conf jobs/report.py --lake LAKE --out DIR
+
+It reads only small tables (with delta-rs where no Spark session runs) and writes
+``DIR/index.html`` with one PNG per figure.
 """
 
 from __future__ import annotations

@@ -1,17 +1,76 @@
-"""The report: index.html with one PNG per figure, tables, tests and the planted truth."""
+"""The report: index.html with one PNG per figure, tables whose numbers are the stats tables',
+tests, the planted truth, and each system's model results."""
 
 from __future__ import annotations
 
+import datetime as dt
+import math
+from html.parser import HTMLParser
+
 import pyarrow as pa
+import pytest
+from deltalake import write_deltalake
+from pyspark.sql import functions as F
 
 from pipeline.report import build_report
+from pipeline.report.results import auc_pr_interval, read_results
 from pipeline.schemas import TRUTH
 from pipeline.stats.observe import ObserveConfig, Observer
 from tests.conftest import duckdb_with_delta
 from tests.pipeline.stats import tiny_world
 
 
-def test_report_has_every_figure(spark, lake, tmp_path):
+class _Tables(HTMLParser):
+    """Every ``<h4>caption</h4><table>`` of a page as caption -> list of tables (header + rows,
+    each cell's text)."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables: dict[str, list[list[list[str]]]] = {}
+        self._caption, self._in_h4, self._rows, self._cell = "", False, None, None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "h4":
+            self._in_h4, self._caption = True, ""
+        elif tag == "table":
+            self._rows = []
+        elif tag == "tr" and self._rows is not None:
+            self._rows.append([])
+        elif tag in ("td", "th") and self._rows is not None:
+            self._cell = ""
+
+    def handle_endtag(self, tag):
+        if tag == "h4":
+            self._in_h4 = False
+        elif tag in ("td", "th") and self._cell is not None:
+            self._rows[-1].append(self._cell)
+            self._cell = None
+        elif tag == "table":
+            self.tables.setdefault(self._caption, []).append(self._rows)
+            self._rows = None
+
+    def handle_data(self, data):
+        if self._in_h4:
+            self._caption += data
+        elif self._cell is not None:
+            self._cell += data
+
+
+def html_tables(page: str) -> dict[str, list[dict[str, str]]]:
+    """The first table under each caption, as one dict per row keyed by the header."""
+    parser = _Tables()
+    parser.feed(page)
+    return {caption: [dict(zip(t[0][0], row, strict=True)) for row in t[0][1:]]
+            for caption, t in parser.tables.items()}
+
+
+def close(text: str, value: float) -> bool:
+    """A report cell (4 significant digits) against the value it should show."""
+    return math.isclose(float(text), value, rel_tol=5e-4, abs_tol=1e-9)
+
+
+@pytest.fixture
+def observed(spark, lake):
     tiny_world.write_lake(spark, lake)
     config = ObserveConfig(before_weeks=2, after_weeks=1, history_weeks=2)
     Observer(spark, lake, config, "r1").run()
@@ -23,7 +82,11 @@ def test_report_has_every_figure(spark, lake, tmp_path):
             strict=True)]),
     )
     lake.write_arrow(truth, "truth", "world", app_id="truth")
+    return lake
 
+
+def test_report_has_every_figure(spark, observed, tmp_path):
+    lake = observed
     out = tmp_path / "report"
     page = build_report(lake, out).read_text()
     pngs = sorted(p.name for p in out.glob("*.png"))
@@ -39,7 +102,8 @@ def test_report_has_every_figure(spark, lake, tmp_path):
         assert (out / png).stat().st_size > 5000
     assert "Planted truth" in page and "e1_lift" in page
     assert "planted effects switched on: <b>E1</b>" in page
-    assert page.count("<section") == 10 + 2  # figures + all tests + run log
+    assert page.count("<section") == 10 + 2 + 1  # figures + all tests + run log + results
+    assert "no results in this lake yet" in page
 
     # Every table the pipeline wrote reads the same in Spark, delta-rs, DuckDB and Polars.
     import polars as pl
@@ -54,3 +118,119 @@ def test_report_has_every_figure(spark, lake, tmp_path):
         assert DeltaTable(location).to_pyarrow_table().num_rows == n, name
         assert con.execute(f"select count(*) from delta_scan('{location}')").fetchone() == (n,)
         assert pl.read_delta(location).height == n, name
+
+
+def test_report_numbers_are_the_stats_tables(spark, observed, tmp_path):
+    lake = observed
+    tables = html_tables(build_report(lake, tmp_path / "report").read_text())
+
+    def stats(name):
+        return spark.read.format("delta").load(lake.path("stats", name))
+
+    # Fig. 2(b): the heatmap's cells and the per-gap CI, summed here from the same cells.
+    cells = {(r.receiver_degree, r.sender_degree): r.ci for r in stats("degree_gap_ci").collect()}
+    shown = tables["Taocode CI (rows: receiver degree)"]
+    drawn = {(int(row["receiver_degree"]), int(col.removeprefix("sender "))): text
+             for row in shown for col, text in row.items()
+             if col.startswith("sender ") and text}
+    assert drawn.keys() == cells.keys()
+    assert all(close(drawn[key], value) for key, value in cells.items())
+    gaps = (stats("degree_gap_ci")
+            .groupBy((F.col("sender_degree") - F.col("receiver_degree")).alias("gap"))
+            .agg(F.sum("records").alias("records"), F.sum("conversions").alias("conversions"))
+            .collect())
+    by_gap = {int(row["gap"]): row for row in tables["CI by degree gap (sender - receiver)"]}
+    assert by_gap.keys() == {g.gap for g in gaps}
+    for g in gaps:
+        row = by_gap[g.gap]
+        assert int(row["records"]) == g.records and int(row["conversions"]) == g.conversions
+        assert close(row["ci"], g.conversions / g.records)
+
+    # Fig. 2(a): one point per leaf category, the per-leaf table beside it.
+    leaves = stats("ci_lift_by_leaf").orderBy("mean_price_index").collect()
+    shown = tables["Per leaf category"]
+    assert len(shown) == len(leaves) >= 2
+    for row, leaf in zip(shown, leaves, strict=True):
+        assert close(row["mean_price_index"], leaf.mean_price_index)
+        assert close(row["ci_lift"], leaf.ci_lift)
+        assert int(row["items"]) == leaf["items"]
+
+    # RiseNet Fig. 2(a): the histogram's summary, its mean worked out from the histogram here.
+    means = (stats("mdsw_distribution")
+             .groupBy("rising")
+             .agg((F.sum(F.col("mdsw") * F.col("items")) / F.sum("items")).alias("mean"),
+                  F.sum("items").alias("items"))
+             .collect())
+    summary = {row["group"]: row for row in tables["MDSW distribution summary"]}
+    assert summary.keys() == {"rising" if m.rising else "normal" for m in means}
+    for m in means:
+        row = summary["rising" if m.rising else "normal"]
+        assert int(row["items"]) == m["items"] and close(row["mean"], m["mean"])
+
+
+def _result_rows(run_id, model, seed, hour, minute, test, val_auc_pr=0.9):
+    when = dt.datetime(2026, 1, 5, hour, minute, tzinfo=dt.UTC)
+    facts = {"n": 1000.0, "positive_rate": 0.1, "n_cold": 400.0}
+    rows = [("test", k, v) for k, v in {**test, **facts}.items()]
+    rows.append(("val", "auc_pr", val_auc_pr))
+    return [{"run_id": run_id, "task": "infnet", "dataset": "", "model": model, "split": split,
+             "metric": metric, "value": value, "seed": seed, "config_hash": run_id[-4:],
+             "created_at": when} for split, metric, value in rows]
+
+
+RESULTS_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("task", pa.string()), ("dataset", pa.string()),
+    ("model", pa.string()), ("split", pa.string()), ("metric", pa.string()),
+    ("value", pa.float64()), ("seed", pa.int64()), ("config_hash", pa.string()),
+    ("created_at", pa.timestamp("us", tz="UTC")),
+])
+
+
+def test_results_section_latest_run_per_seed(lake, tmp_path):
+    # infnet: seed 0 ran twice (the 09:00 run is superseded by 10:00), seed 1 once;
+    # lr: one fit. Only test rows are shown; val's 0.9 never is.
+    rows = (
+        _result_rows("infnet-old-s0-aaaa", "infnet", 0, 9, 0, {"auc_pr": 0.10, "auc_roc": 0.5})
+        + _result_rows("infnet-s0-bbbb", "infnet", 0, 10, 30, {"auc_pr": 0.30, "auc_roc": 0.70})
+        + _result_rows("infnet-s1-cccc", "infnet", 1, 10, 35, {"auc_pr": 0.34, "auc_roc": 0.72})
+        + _result_rows("lr-s0-dddd", "lr", 0, 10, 40, {"auc_pr": 0.31, "auc_roc": 0.71})
+    )
+    write_deltalake(lake.path("results", "infnet"), pa.Table.from_pylist(rows, RESULTS_SCHEMA))
+
+    out = tmp_path / "report"
+    page = build_report(lake, out).read_text()
+    assert "src='results_infnet.png'" in page
+    assert (out / "results_infnet.png").stat().st_size > 5000
+    caption = "infnet: test metrics (n 1000, n_cold 400, positive_rate 0.1)"
+    shown = {row["model"]: row for row in html_tables(page)[caption]}
+    # infnet: auc_pr mean(0.30, 0.34) = 0.32, sd = 0.04 / sqrt(2) = 0.028;
+    #         auc_roc mean(0.70, 0.72) = 0.71, sd = 0.02 / sqrt(2) = 0.014
+    assert shown["infnet"]["seeds"] == "0, 1"
+    assert shown["infnet"]["auc_pr"] == "0.320 ± 0.028"
+    assert shown["infnet"]["auc_roc"] == "0.710 ± 0.014"
+    assert shown["infnet"]["latest run (UTC)"] == "2026-01-05 10:35"
+    assert shown["lr"]["seeds"] == "0"
+    assert shown["lr"]["auc_pr"] == "0.310" and shown["lr"]["auc_roc"] == "0.710"
+    # 100 positives (1000 x 0.1): logit(0.32) = -0.7538, half width 1.96 / sqrt(100 x 0.32 x
+    # 0.68) = 0.4202, expit(-1.1740) = 0.236, expit(-0.3336) = 0.417
+    assert shown["infnet"]["auc_pr 95 % interval (split size)"] == "0.236 - 0.417"
+    assert set(shown["infnet"]) == {"model", "seeds", "latest run (UTC)", "auc_pr", "auc_roc",
+                                    "auc_pr 95 % interval (split size)"}
+
+
+def test_results_table_without_the_trainer_columns_is_named(lake):
+    write_deltalake(lake.path("results", "infnet"),
+                    pa.table({"run_id": ["a"], "model": ["lr"], "value": [0.1]}))
+    with pytest.raises(ValueError, match=r"results/infnet: missing column\(s\) \['dataset'"):
+        read_results(lake, "infnet")
+
+
+def test_auc_pr_interval_by_hand():
+    # a = 0.5, 100 positives: logit 0, half width 1.96 / sqrt(100 x 0.25) = 0.392,
+    # expit(-0.392) = 0.40324, expit(0.392) = 0.59676
+    low, high = auc_pr_interval(0.5, 100)
+    assert math.isclose(low, 0.40324, abs_tol=1e-5) and math.isclose(high, 0.59676, abs_tol=1e-5)
+    # four times the positives halve the half width on the logit scale
+    low4, high4 = auc_pr_interval(0.5, 400)
+    assert math.isclose(math.log(high4 / (1 - high4)), 0.196, abs_tol=1e-9)
+    assert all(math.isnan(v) for v in auc_pr_interval(0.0, 100) + auc_pr_interval(0.3, 0))
