@@ -1,99 +1,41 @@
-"""The generator: determinism, integrity, the degree property, and the planted share model."""
+"""The share model: the planted terms are recovered when on and absent when off, each term of
+the logit is what the formula says, and E2, E3 and E9 read what ``observe`` measures."""
 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
+import math
 
 import numpy as np
-import pytest
 from pyspark.sql import functions as F
-from pyspark.testing import assertDataFrameEqual
 
-from pipeline import schemas
-from pipeline.world import EFFECTS, WorldConfig, generate, generate_to_lake, parse_effects
-
-
-def test_parse_effects():
-    assert parse_effects("all") == frozenset(EFFECTS)
-    assert parse_effects("none") == frozenset()
-    assert parse_effects("e1, E3") == {"E1", "E3"}
-    assert parse_effects("-E2") == frozenset(EFFECTS) - {"E2"}
-    with pytest.raises(ValueError, match="E10"):
-        parse_effects("E1,E10")
+from pipeline.world import EFFECTS, WorldConfig, generate
+from pipeline.world.cascades import share_logit
 
 
-def test_config_rejects_bad_start():
-    with pytest.raises(ValueError, match="Monday"):
-        WorldConfig(start=dt.date(2026, 1, 6))
-
-
-@pytest.fixture(scope="module")
-def small_world(spark, tmp_path_factory):
-    cfg = WorldConfig(share_records=6000, seed=3, weeks=8)
-    return cfg, generate(spark, cfg, tmp_path_factory.mktemp("scratch"), progress=lambda m: None)
-
-
-def test_same_seed_same_tables(spark, small_world, tmp_path):
-    cfg, world = small_world
-    again = generate(spark, cfg, tmp_path / "again", progress=lambda m: None)
-    for name in ("shares", "purchases", "items"):
-        assertDataFrameEqual(world[name], again[name])
-
-
-def test_tables_have_their_schemas(small_world):
-    _, world = small_world
-    for name, schema in schemas.RAW.items():
-        want = schemas.with_partitions(name, schema)
-        assert [f.name for f in world[name].schema] == want.names
-        schemas.check_schema(world[name].schema, want, name)
-
-
-def test_referential_integrity(small_world):
-    _, world = small_world
-    users = world["users"].select("user_id")
-    items = world["items"].select("item_id")
-    shares = world["shares"]
-    for col in ("sender_id", "receiver_id"):
-        orphan = shares.join(users, shares[col] == users.user_id, "left_anti").count()
-        assert orphan == 0, col
-    for name in ("shares", "purchases", "browses", "touches"):
-        assert world[name].join(items, "item_id", "left_anti").count() == 0, name
-    for name in ("purchases", "browses", "touches"):
-        assert world[name].join(users, "user_id", "left_anti").count() == 0, name
-    assert shares.where(F.col("sender_id") == F.col("receiver_id")).count() == 0
-    assert world["purchases"].where(F.col("amount") <= 0).count() == 0
-
-
-def test_times_inside_the_world(small_world):
-    cfg, world = small_world
-    lo = dt.datetime.combine(cfg.start, dt.time(), tzinfo=dt.UTC)
-    for name in ("shares", "purchases", "browses", "touches"):
-        row = world[name].agg(F.min("ts").alias("lo"), F.max("ts").alias("hi")).first()
-        assert row.lo.astimezone(dt.UTC) >= lo, name
-        assert row.hi.astimezone(dt.UTC) < lo + dt.timedelta(weeks=cfg.weeks), name
-
-
-def test_size_close_to_target(small_world):
-    cfg, world = small_world
-    n = world["shares"].count()
-    assert 0.7 * cfg.share_records < n < 1.4 * cfg.share_records
-
-
-def test_heavy_tailed_degrees_and_hubs(small_world):
-    _, world = small_world
-    shares = world["shares"]
-    edges = shares.select(F.col("sender_id").alias("u"), F.col("receiver_id").alias("v")).union(
-        shares.select(F.col("receiver_id").alias("u"), F.col("sender_id").alias("v"))
+def test_share_logit_adds_each_term_of_the_formula(spark):
+    row = spark.createDataFrame(
+        [(0.5, 0.5, 2.0, 0.5, 3, True, True, True, 0.5)],
+        "appeal double, price_index double, s_deg double, r_deg double, n_close int, "
+        "s_received boolean, s_bought boolean, s_hub boolean, tie double",
     )
-    degrees = edges.distinct().groupBy("u").count()
-    small = degrees.where(F.col("count").between(1, 9)).count() / degrees.count()
-    assert small > 0.8
-    sent = np.sort(
-        np.array([r[0] for r in shares.groupBy("sender_id").count().select("count").collect()])
-    )[::-1]
-    top = max(1, len(sent) // 100)
-    assert sent[:top].sum() / sent.sum() > 0.1  # the top 1% send far more than 1%
+    on = WorldConfig()
+    logit = row.select(share_logit(on, reads_degrees=True, reads_ties=True)).first()[0]
+    expected = (
+        -4.0 + 0.5  # base_logit + appeal
+        + 0.35 + 1.2 * 0.5  # E1: e1_lift + e1_pi_slope * PI
+        + 0.2 * 1.5  # E2: e2_gap * (2.0 - 0.5)
+        + 0.6 * math.log1p(3)  # E3: e3_close * log1p(3)
+        + 0.35 + 0.5  # E4: received, and bought before re-sharing
+        + 0.4  # E6: hub sender
+        + 2.0 * 0.5  # E9: e9_tie * tie
+    )
+    assert abs(logit - expected) < 1e-12
+    # the first pass reads no network: E2 and E9 drop out
+    first_pass = row.select(share_logit(on, reads_degrees=False, reads_ties=False)).first()[0]
+    assert abs(first_pass - (expected - 0.3 - 1.0)) < 1e-12
+    off = WorldConfig(effects=frozenset())
+    assert row.select(share_logit(off, False, False)).first()[0] == -3.5
 
 
 def _logit_fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -161,58 +103,23 @@ def test_planted_share_model_recovered(spark, tmp_path):
 def test_no_effect_found_when_switched_off(spark, tmp_path):
     """All effects off: no term is significant (|z| < 3) — the model finds nothing.
 
-    Six terms at |z| < 3 fail by chance in about 1.6 % of worlds. Seed 11 is one of them since
-    the gap became the observed prior-degree gap (gap z -3.1); seeds 12-15 give gap z -0.2,
-    -0.2, +1.1, +0.9 (and every other term |z| < 1.9), so this uses seed 12."""
+    Six terms at |z| < 3 fail by chance in about 1.6 % of worlds. Seed 11 is one of them (gap
+    z -3.1); seeds 12-15 give gap z -0.2, -0.2, +1.1, +0.9 (and every other term |z| < 1.9), so
+    this uses seed 12."""
     fit = _share_model_fit(spark, frozenset(), tmp_path, seed=12)
     for term in ("share", "share_pi", "gap", "received", "sbought", "hub", "tie"):
         beta, se = fit[term]
         assert abs(beta / se) < 3, (term, beta, se)
 
 
-def test_generate_to_lake_is_idempotent(spark, lake):
-    cfg = WorldConfig(share_records=1500, seed=5, weeks=4)
-    first = generate_to_lake(spark, lake, cfg, progress=lambda m: None)
-    assert not first["skipped"]
-    versions = {t: lake.version("raw", t) for t in ("shares", "purchases")}
-    again = generate_to_lake(spark, lake, cfg, progress=lambda m: None)
-    assert again["skipped"]
-    assert {t: lake.version("raw", t) for t in versions} == versions
-    assert lake.read(spark, "raw", "shares").count() == first["rows"]["shares"]
-    truth = {r.parameter: r.value for r in lake.read(spark, "truth", "world").collect()}
-    assert truth["e1_pi_slope"] == cfg.e1_pi_slope
-    scratch = Path(lake.location("_scratch"))
-    assert not scratch.exists() or not any(scratch.iterdir())
-
-
-@pytest.mark.parametrize(
-    ("records", "every", "expected"),
-    [
-        # 200k records -> 2000 items; ids 137, 287, ..., 1937: (1937 - 137) / 150 + 1 = 13
-        (200_000, 150, 13),
-        # default: max(10 categories, 2000 // 2000) = 10 stars -> every 200th: 137, ..., 1937
-        (200_000, 0, 10),
-        # rising_every below the offset 137: offset 137 % 100 = 37 -> ids 37, 137, ..., 1937 = 20
-        (200_000, 100, 20),
-    ],
-)
-def test_rising_stars_are_planted(spark, records, every, expected):
-    from pipeline.world import items
-
-    cfg = WorldConfig(share_records=records, rising_every=every)
-    assert items(spark, cfg).where("rising").count() == expected
-    off = WorldConfig(share_records=records, rising_every=every, effects=parse_effects("-E5"))
-    assert items(spark, off).where("rising").count() == 0
-
-
 def test_e2_e3_e9_read_what_observe_measures(spark, tmp_path):
     """E2's degrees come from the network generated without E2, E3 and E9, which change a few
     subtrees, so they are the prior degrees of the final network (what observe measures) for
-    most records (92 % on this world; 96 % before E9, the strongest of the three, existed).
-    E3's count of neighbours who adopted the item earlier is observe's
-    close-neighbour count except for adopters of the same hop, which it cannot see yet: hardly
-    ever more than observe's, equal for most records (88 % on this world). E9's tie scores come
-    from the first pass's shares too: equal to those of the final records for most."""
+    most records (92 % on this world). E3's count of neighbours who adopted the item earlier
+    is observe's close-neighbour count except for adopters of the same hop, which it cannot see
+    yet: hardly ever more than observe's, equal for most records (88 % on this world). E9's tie
+    scores come from the first pass's shares too: equal to those of the final records for
+    most."""
     from pipeline.stats.common import adopters_from_times, key_times
     from pipeline.stats.structure import adoption_times_of, close_neighbour_count
     from pipeline.world import (

@@ -1,0 +1,99 @@
+"""The synthetic Taocode world: users, items, share cascades, purchases, browses and touches
+with planted, switchable effects whose true strengths are recorded in ``truth/world``.
+
+No public Taocode data exists, so every statistic and model is first tested here. Everything is
+generated on the executors: each random draw is a hash of (seed, salt, the row's identity)
+(``draws``), so a seed gives the same tables whatever the partitioning, and nothing loops over
+users or records on the driver. The only driver-side loop is over the fixed number of cascade
+hops.
+
+The world, in order of generation (each module documents its part):
+
+* ``config``: ``WorldConfig``, the effects switched on, and what a *week* is.
+* ``entities``: users in communities with consumption tiers and Pareto activity, hubs; items
+  with price tiers, a price index, appeal and categories; organic browses (the *browse model*,
+  ``sigmoid(base_logit + appeal)``); the seeds of the cascades.
+* ``cascades``: hop by hop, who shares with whom and which records convert (the *share model*);
+  ``network``: the prior degrees, neighbours and tie histories that E2, E3 and E9 read.
+* ``rising``: E5's rising stars and their demand surge; ``touches``: E8's touch sessions.
+* ``generate``: the raw tables and their commit; ``truth``: ``truth/world``.
+
+The planted effects:
+
+* **E1** a share converts better than a browse, more so for items with a high price index.
+* **E2** conversion grows with the gap between the sender's and the receiver's prior degree
+  (in + out, earlier weeks: what Fig. 2(b) measures).
+* **E3** conversion grows with the receiver's share-graph neighbours who adopted the item
+  earlier (what Fig. 2(c) measures).
+* **E4** conversion is higher when the sender received the item earlier, higher still if they
+  bought it.
+* **E5** rising stars: bursty diffusion and hub attention before an outside demand surge after
+  week 4.
+* **E6** hubs share high-appeal items and their receivers convert more.
+* **E7** receivers and items follow the sender's consumption tier.
+* **E8** touch and browse sessions carry the intent of a purchase within 1 hour / 1 day.
+* **E9** a share converts better when its sender shared dear items (PI >= 0.5) with this
+  receiver in the four weeks before, worse after cheap ones, whatever the item now shared.
+"""
+
+from pipeline.world.cascades import expand, next_sharers
+from pipeline.world.config import EFFECTS, WEEK_S, WorldConfig, parse_effects
+from pipeline.world.draws import exponential, normal, uniform
+from pipeline.world.entities import (
+    browses,
+    item_attributes,
+    items,
+    seeds,
+    user_attributes,
+    users,
+)
+from pipeline.world.generate import (
+    config_id,
+    generate,
+    generate_to_lake,
+    to_raw_purchases,
+    to_raw_shares,
+)
+from pipeline.world.network import (
+    neighbour_adoptions,
+    network_neighbours,
+    prior_degrees,
+    tie_history,
+    with_prior_degrees,
+    with_tie_score,
+)
+from pipeline.world.rising import surge
+from pipeline.world.touches import touches
+from pipeline.world.truth import truth_rows
+
+__all__ = [
+    "EFFECTS",
+    "WEEK_S",
+    "WorldConfig",
+    "browses",
+    "config_id",
+    "expand",
+    "exponential",
+    "generate",
+    "generate_to_lake",
+    "item_attributes",
+    "items",
+    "neighbour_adoptions",
+    "network_neighbours",
+    "next_sharers",
+    "normal",
+    "parse_effects",
+    "prior_degrees",
+    "seeds",
+    "surge",
+    "tie_history",
+    "to_raw_purchases",
+    "to_raw_shares",
+    "touches",
+    "truth_rows",
+    "uniform",
+    "user_attributes",
+    "users",
+    "with_prior_degrees",
+    "with_tie_score",
+]

@@ -1,0 +1,255 @@
+"""The whole world: entities, cascades (in two passes when E2, E3 or E9 is on), purchases and
+the raw tables, generated on the executors and committed to the lake.
+
+Intermediates (browses, seeds, each hop, the first pass's network) are written to a scratch
+folder and read back, so nothing is computed twice; ``generate_to_lake`` removes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from contracts.runs import run_digest
+from pipeline import schemas
+from pipeline.world.cascades import cascades, materialize, two_pass
+from pipeline.world.clock import timestamp, week_start
+from pipeline.world.config import WorldConfig
+from pipeline.world.draws import uniform
+from pipeline.world.entities import (
+    browse_outcome,
+    browses,
+    item_attributes,
+    items,
+    seeds,
+    users,
+    with_item,
+)
+from pipeline.world.network import (
+    network_neighbours,
+    prior_degrees,
+    tie_history,
+    with_prior_degrees,
+    with_tie_score,
+)
+from pipeline.world.rising import surge
+from pipeline.world.touches import touches
+from pipeline.world.truth import truth_rows
+
+RAW_TABLES = ("users", "items", "shares", "purchases", "browses", "touches")
+
+
+def to_raw_shares(records: DataFrame, cfg: WorldConfig) -> DataFrame:
+    return records.select(
+        "sender_id", "receiver_id", "item_id", timestamp(cfg, F.col("t")).alias("ts")
+    ).withColumn("week_start", week_start(F.col("ts")))
+
+
+def to_raw_purchases(purchases: DataFrame, cfg: WorldConfig) -> DataFrame:
+    """(user_id, item_id, t) -> raw purchases; amount = price x quantity (mostly 1)."""
+    s = cfg.seed
+    key = F.xxhash64(F.col("user_id"), F.col("item_id"), F.col("t"))
+    qty = F.when(uniform(s, "qty", key) < 0.85, 1).otherwise(2)
+    return (
+        purchases.where((F.col("t") >= 0) & (F.col("t") < cfg.weeks * 7 * 86400))
+        .withColumn("price", item_attributes(cfg, F.col("item_id"))["price"])
+        .select(
+            "user_id",
+            "item_id",
+            timestamp(cfg, F.col("t")).alias("ts"),
+            F.round(F.col("price") * qty, 2).alias("amount"),
+        )
+        .withColumn("week_start", week_start(F.col("ts")))
+    )
+
+
+def _network(spark: SparkSession, cfg: WorldConfig, sharers: DataFrame, scratch, progress):
+    """(degrees, neighbours, ties) that E2, E3 and E9 read: from the cascades generated without
+    them from the same draws (None for an effect that is off; see ``cascades``)."""
+    degrees = neighbours = ties = None
+    if not two_pass(cfg):
+        return degrees, neighbours, ties
+    network = cascades(spark, cfg, sharers, None, None, f"{scratch}/network", progress)
+    if cfg.on("E2"):
+        degrees = materialize(prior_degrees(network), f"{scratch}/degrees", spark)
+    if cfg.on("E3"):
+        neighbours = materialize(network_neighbours(network), f"{scratch}/neighbours", spark)
+    if cfg.on("E9"):
+        ties = materialize(tie_history(network), f"{scratch}/ties", spark)
+    return degrees, neighbours, ties
+
+
+def _purchases(
+    spark: SparkSession,
+    cfg: WorldConfig,
+    item_df: DataFrame,
+    browse_df: DataFrame,
+    seed_df: DataFrame,
+    records: DataFrame,
+) -> DataFrame:
+    """(user_id, item_id, t): purchases after browses, by seeds and through share records, and
+    with E5 the outside demand surge."""
+    purchases = (
+        browse_df.where(F.col("buy_t").isNotNull())
+        .select("user_id", "item_id", F.col("buy_t").alias("t"))
+        .unionByName(
+            seed_df.where(F.col("buy_t").isNotNull()).select(
+                F.col("sender_id").alias("user_id"), "item_id", F.col("buy_t").alias("t")
+            )
+        )
+        .unionByName(
+            records.where(F.col("bought")).select(
+                F.col("receiver_id").alias("user_id"), "item_id", F.col("buy_t").alias("t")
+            )
+        )
+    )
+    if cfg.on("E5"):
+        purchases = purchases.unionByName(surge(spark, cfg, item_df, purchases))
+    return purchases
+
+
+def _all_browses(cfg: WorldConfig, browse_df: DataFrame, seed_df: DataFrame) -> DataFrame:
+    """The organic browses and each seed's browse before its share (action, page and stay
+    from the browse model; the seed's purchase is the one ``seeds`` decided)."""
+    seed_browses = seed_df.select(
+        F.col("sender_id").alias("user_id"),
+        "item_id",
+        F.col("browse_t").alias("t"),
+        F.col("rid").alias("browse_id"),
+    ).withColumn("buy_t", F.lit(None).cast("long"))
+    seed_browses = browse_outcome(with_item(seed_browses, cfg), cfg).withColumn(
+        "intent", F.lit(0)
+    )
+    return browse_df.unionByName(seed_browses.select(*browse_df.columns))
+
+
+def _raw_tables(
+    cfg: WorldConfig,
+    user_df: DataFrame,
+    item_df: DataFrame,
+    records: DataFrame,
+    purchases: DataFrame,
+    browse_df: DataFrame,
+    all_browses: DataFrame,
+) -> dict[str, DataFrame]:
+    """The raw tables, cast to their schemas (``schemas.with_partitions``); nothing before the
+    world's start."""
+    raw_browses = all_browses.select(
+        "user_id",
+        "item_id",
+        timestamp(cfg, F.col("t")).alias("ts"),
+        "action",
+        "page",
+        F.col("stay_s").cast("double").alias("stay_s"),
+    ).where(F.col("ts") >= timestamp(cfg, F.lit(0)))
+    raw_touches = (
+        touches(browse_df, cfg)
+        .select(
+            "user_id",
+            "item_id",
+            timestamp(cfg, F.col("t")).alias("ts"),
+            "session_id",
+            "event",
+            "page",
+        )
+        .where(F.col("ts") >= timestamp(cfg, F.lit(0)))
+    )
+    tables = {
+        "users": user_df.select(
+            "user_id",
+            "age_band",
+            "city_level",
+            F.col("tier").alias("consumption_tier"),
+            "registered_ts",
+        ),
+        "items": item_df.select("item_id", "top_category", "leaf_category", "price", "price_index"),
+        "shares": to_raw_shares(records, cfg),
+        "purchases": to_raw_purchases(purchases, cfg),
+        "browses": raw_browses.withColumn("week_start", week_start(F.col("ts"))),
+        "touches": raw_touches.withColumn("week_start", week_start(F.col("ts"))),
+    }
+    out = {}
+    for name, df in tables.items():
+        want = schemas.with_partitions(name, schemas.RAW[name])
+        out[name] = df.select(*[F.col(f.name).cast(f.dataType) for f in want.fields])
+    return out
+
+
+def generate(
+    spark: SparkSession, cfg: WorldConfig, scratch, progress=print
+) -> dict[str, DataFrame]:
+    """Generate the world; returns the raw tables (schema ``schemas.with_partitions``) and
+    ``truth``. Intermediates are materialized under ``scratch`` (delete it afterwards).
+
+    Also returned, never committed: ``_records``, every share record with its share-model
+    inputs, and ``_browses``, the browses with theirs."""
+    scratch = str(scratch).rstrip("/")
+    user_df = users(spark, cfg)
+    item_df = items(spark, cfg)
+    progress(f"world: {cfg.n_users} users, {cfg.n_items} items, effects {sorted(cfg.effects)}")
+
+    browse_df = materialize(browses(spark, cfg), f"{scratch}/browses", spark)
+    seed_df = materialize(seeds(cfg, user_df), f"{scratch}/seeds", spark)
+    progress("world: browses and cascade seeds done")
+
+    sharers = seed_df.drop("browse_t", "buy_t")
+    degrees, neighbours, ties = _network(spark, cfg, sharers, scratch, progress)
+    records = cascades(spark, cfg, sharers, degrees, neighbours, scratch, progress, ties)
+    inputs = records
+    if degrees is None:
+        # Not read by the share model; in ``_records`` as the observable covariate.
+        inputs = with_prior_degrees(inputs.drop("s_deg", "r_deg"), prior_degrees(records))
+    if ties is None:
+        inputs = with_tie_score(inputs.drop("tie"), tie_history(records))
+
+    purchases = _purchases(spark, cfg, item_df, browse_df, seed_df, records)
+    all_browses = _all_browses(cfg, browse_df, seed_df)
+    out = _raw_tables(cfg, user_df, item_df, records, purchases, browse_df, all_browses)
+    out["truth"] = spark.createDataFrame(truth_rows(cfg), schemas.TRUTH)
+    out["_records"] = inputs
+    out["_browses"] = all_browses
+    return out
+
+
+def config_id(cfg: WorldConfig) -> str:
+    """A short stable id of a configuration, the default run id of ``generate_world``."""
+    return run_digest(asdict(cfg))
+
+
+def generate_to_lake(
+    spark: SparkSession, lake, cfg: WorldConfig, run_id: str | None = None, progress=print
+) -> dict[str, object]:
+    """Generate the world and commit ``raw/*`` and ``truth/world`` (overwriting a previous
+    world). Re-running the same run id commits nothing new."""
+    run_id = run_id or f"world-{config_id(cfg)}"
+    app_id = f"generate_world:{run_id}"
+    if all(lake.committed("raw", n, app_id) for n in RAW_TABLES) and lake.committed(
+        "truth", "world", app_id
+    ):
+        progress(f"world {run_id} is already committed; nothing to do")
+        return {"run_id": run_id, "skipped": True}
+    scratch = lake.location("_scratch", run_id)
+    try:
+        tables = generate(spark, cfg, scratch, progress)
+        results = {}
+        for name in RAW_TABLES:
+            res = lake.write(
+                tables[name],
+                "raw",
+                name,
+                mode="overwrite",
+                partition_by=schemas.RAW_PARTITIONS.get(name),
+                app_id=app_id,
+                max_records_per_file=5_000_000,
+            )
+            progress(f"world: {res}")
+            results[name] = res.rows
+        res = lake.write(
+            tables["truth"].coalesce(1), "truth", "world", mode="overwrite", app_id=app_id
+        )
+        results["truth"] = res.rows
+    finally:
+        lake.remove(scratch)
+    return {"run_id": run_id, "skipped": False, "rows": results}

@@ -1,0 +1,40 @@
+"""``truth/world``: the planted effects, whether each is on, and their true strengths, followed
+by every generator setting, so that a lake records the world it holds."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from pipeline.stats.common import DEAR_PI, TIE_CAP, TIE_WEEKS
+from pipeline.world.config import WorldConfig
+
+
+def truth_rows(cfg: WorldConfig) -> list[tuple]:
+    """(effect, enabled, parameter, value, description) for ``truth/world``."""
+    on = cfg.on
+    rows = [
+        ("E1", on("E1"), "e1_lift", cfg.e1_lift, "logit lift of a share record over a browse"),
+        ("E1", on("E1"), "e1_pi_slope", cfg.e1_pi_slope, "extra logit lift per unit of PI"),
+        ("E2", on("E2"), "e2_gap", cfg.e2_gap,
+         "logit per log1p prior-degree gap (s - r, in + out, earlier weeks), in [-3, 3]"),
+        ("E3", on("E3"), "e3_close", cfg.e3_close,
+         "logit per log1p(min(10, neighbours who adopted it earlier))"),
+        ("E4", on("E4"), "e4_received", cfg.e4_received, "logit if the sender received it"),
+        ("E4", on("E4"), "e4_bought", cfg.e4_bought,
+         "extra logit if the re-sharer bought it first"),
+        ("E5", on("E5"), "rising_every", float(cfg.rising_every), "every k-th item rises"),
+        ("E5", on("E5"), "e5_hub_pick", cfg.e5_hub_pick, "P(hub seed shares a rising star)"),
+        ("E5", on("E5"), "surge_factor", cfg.surge_factor, "weeks 5-6 sales vs k-th best"),
+        ("E6", on("E6"), "e6_hub", cfg.e6_hub, "logit if the sender is a hub"),
+        ("E7", on("E7"), "e7_same_tier", cfg.e7_same_tier, "P(receiver/item in sender's tier)"),
+        ("E8", on("E8"), "touch_session_rate", cfg.touch_session_rate, "sessions per browse"),
+        ("E9", on("E9"), "e9_tie", cfg.e9_tie,
+         f"logit per tie_score: clip(dear - cheap, -{TIE_CAP}, {TIE_CAP}) / {TIE_CAP} over the "
+         f"pair's shares in the {TIE_WEEKS} weeks before; dear: PI >= {DEAR_PI}"),
+    ]
+    for key, value in asdict(cfg).items():
+        if key in {"effects", "start"}:
+            continue
+        rows.append(("world", True, key, float(value), "generator setting"))
+    rows.append(("world", True, "start_epoch_days", float(cfg.start.toordinal() - 719163), "start"))
+    return rows
