@@ -254,6 +254,14 @@ class Task:
         """Metrics of ``model`` over a whole split; dict in, dict out."""
         raise NotImplementedError
 
+    def example_scores(
+        self, model: ShardModel, examples: Sequence[Any], device: torch.device
+    ) -> dict[str, Any] | None:
+        """For binary tasks, each example's ``example_id``, ``label`` and ``score`` (arrays in
+        the split's order), which the trainer keeps for precision-recall curves; None for tasks
+        whose metrics are not a binary ranking."""
+        return None
+
     def example_length(self, example: Any) -> int | None:
         """Padded size of one example (e.g. a sequence length), or None when padding does not
         depend on the example. Tasks that return lengths get length-bucketed batches."""

@@ -52,7 +52,7 @@ from models.ddp import (
     train_sampler,
     wrap,
 )
-from models.results import write_results
+from models.results import write_results, write_scores
 from models.tensorboard_log import TrainingBoard
 
 log = logging.getLogger(__name__)
@@ -305,9 +305,14 @@ def finish(run: Run, state: RunState, started: float) -> dict[str, Any] | None:
     ``results.json``, TensorBoard) and returns what ``results.json`` holds."""
     env, task, model = run.env, run.task, run.model
     metrics = {"val": evaluate_split(task, model, run.val_set, env)}
-    metrics["test"] = evaluate_split(task, model, task.load_split("test"), env)
+    test_set = task.load_split("test")
+    metrics["test"] = evaluate_split(task, model, test_set, env)
     if not env.main:
         return None
+    with torch.no_grad():
+        scored = task.example_scores(model, test_set, env.device)
+    if scored is not None:
+        write_scores(run.cfg, "test", scored)
     extra = {
         "best_epoch": state.best_epoch,
         "best_val_" + task.primary_metric: state.best_metric,

@@ -1,7 +1,9 @@
-"""A finished run's metrics: rows of ``LAKE/results/<task>`` and ``OUT/results.json``.
+"""A finished run's metrics: rows of ``LAKE/results/<task>`` and ``OUT/results.json``; for
+binary tasks also each test example's score in ``LAKE/results/<task>_scores``
+(``contracts.results``).
 
-One row per (split, metric), appended with the application id ``run_id:model`` so that a
-re-run of the same run commits nothing new.
+One row per (split, metric), appended with the application id ``run_id:model`` (the scores with
+``run_id:model:scores``) so that a re-run of the same run commits nothing new.
 """
 
 from __future__ import annotations
@@ -12,24 +14,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
+from contracts import results as contract
 from models.config import TrainConfig
 
-RESULTS_SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("task", pa.string()),
-        ("dataset", pa.string()),
-        ("model", pa.string()),
-        ("split", pa.string()),
-        ("metric", pa.string()),
-        ("value", pa.float64()),
-        ("seed", pa.int64()),
-        ("config_hash", pa.string()),
-        ("created_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
+RESULTS_SCHEMA = contract.METRICS
 
 
 def result_rows(
@@ -82,3 +73,29 @@ def write_results(
     }
     out.write_text(json.dumps(payload, indent=2, default=str))
     return out
+
+
+def score_rows(cfg: TrainConfig, split: str, scored: dict[str, np.ndarray]) -> pa.Table:
+    """``scored`` (``example_id``, ``label``, ``score`` arrays of one split) as scores rows."""
+    n = len(scored["example_id"])
+    columns = {
+        "run_id": [cfg.run_id] * n,
+        "task": [cfg.task] * n,
+        "dataset": [cfg.dataset or ""] * n,
+        "model": [cfg.model] * n,
+        "seed": [int(cfg.seed)] * n,
+        "split": [split] * n,
+        "example_id": np.asarray(scored["example_id"], dtype=np.int64),
+        "label": np.asarray(scored["label"], dtype=np.int32),
+        "score": np.asarray(scored["score"], dtype=np.float64),
+    }
+    return pa.Table.from_pydict(columns, schema=contract.SCORES)
+
+
+def write_scores(cfg: TrainConfig, split: str, scored: dict[str, np.ndarray]) -> int:
+    """Append one split's per-example scores to ``results/<task>_scores``; the table version."""
+    from models.lakeio import append_rows
+
+    table = Path(cfg.lake) / "results" / contract.scores_table(cfg.task)
+    return append_rows(table, score_rows(cfg, split, scored),
+                       app_id=f"{cfg.run_id}:{cfg.model}:scores")

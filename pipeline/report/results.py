@@ -6,10 +6,11 @@ of that seed's rows) and shows, per test metric, the mean and sample standard de
 seeds, or the value alone when there is one seed. Metrics that describe the split rather than the
 model (its size, positive rate, cold-user count) go in the caption, not the table.
 
-A precision-recall curve needs each test example's score and label; the results table holds
-only the summary metrics, so the figure drawn beside the table is the metrics themselves, per
-model with their spread over seeds, and where the metric has one the level of a random ranking
-(AUC-PR: the positive rate; AUC-ROC: 0.5).
+Beside the table, two figures: the metrics themselves, per model with their spread over seeds
+and where the metric has one the level of a random ranking (AUC-PR: the positive rate; AUC-ROC:
+0.5); and, for binary tasks, whose trainer keeps each test example's score in
+``results/<system>_scores`` (``contracts.results``), the precision-recall curve of each model's
+latest run.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from contracts import results as contract
 from pipeline.lake import Lake
 from pipeline.report.common import fmt, html_table, plt, save_png
 
@@ -40,6 +42,7 @@ class ModelResult:
     seeds: list[int]
     latest: pd.Timestamp
     values: dict[str, list[float]]
+    latest_run: str = ""
 
     def mean(self, metric: str) -> float:
         return statistics.fmean(self.values[metric]) if self.values.get(metric) else np.nan
@@ -77,8 +80,9 @@ def auc_pr_interval(auc_pr: float, positives: float, z: float = 1.96) -> tuple[f
 
 
 def result_tables(lake: Lake) -> list[str]:
-    """The names of the lake's ``results/<system>`` tables."""
-    return [name.split("/", 1)[1] for name in lake.tables() if name.startswith("results/")]
+    """The names of the lake's ``results/<system>`` metrics tables (not their scores)."""
+    names = [name.split("/", 1)[1] for name in lake.tables() if name.startswith("results/")]
+    return [name for name in names if contract.is_metrics_table(name)]
 
 
 def read_results(lake: Lake, system: str) -> pd.DataFrame:
@@ -117,6 +121,7 @@ def summarise(frame: pd.DataFrame, system: str) -> list[SystemResults]:
                     latest=mine["created_at"].max(),
                     values={m: part[part["metric"] == m]["value"].astype(float).tolist()
                             for m in metrics},
+                    latest_run=str(mine.sort_values(["created_at", "run_id"])["run_id"].iloc[-1]),
                 )
             )
         out.append(SystemResults(system, str(dataset), metrics, models, facts))
@@ -189,17 +194,110 @@ def results_section(lake: Lake, out: Path) -> str:
         return "\n".join(parts)
     parts.append(
         f"<p>Per system, the {REPORTED_SPLIT} metrics of each model's latest run of every seed "
-        "(mean ± sample sd over seeds where there are several). The figure shows the same "
-        "numbers: the results tables hold summary metrics, not per-example scores, so no "
-        "precision-recall curve can be drawn from them.</p>")
+        "(mean ± sample sd over seeds where there are several), drawn beside the table; for "
+        "binary tasks also the precision-recall curve of each model's latest run.</p>")
     for system in systems:
+        scores = read_scores(lake, system)
         for results in summarise(read_results(lake, system), system):
-            parts.append(_system_html(results, out))
+            parts.append(_system_html(results, out, scores))
     parts.append("</section>")
     return "\n".join(parts)
 
 
-def _system_html(results: SystemResults, out: Path) -> str:
+def read_scores(lake: Lake, system: str) -> pd.DataFrame | None:
+    """``results/<system>_scores`` as pandas, or None where the task keeps no scores."""
+    name = contract.scores_table(system)
+    if not lake.exists("results", name):
+        return None
+    frame = lake.to_arrow("results", name).to_pandas()
+    frame["dataset"] = frame["dataset"].fillna("")
+    return frame
+
+
+@dataclass
+class Curve:
+    """One run's precision-recall curve on the scored split."""
+
+    model: str
+    run_id: str
+    recall: np.ndarray
+    precision: np.ndarray
+    average_precision: float
+    n: int
+    positives: int
+
+
+def pr_curve(model: str, run_id: str, label: np.ndarray, score: np.ndarray) -> Curve:
+    """Precision and recall at every distinct score threshold (highest first), and the average
+    precision: the sum over positives of the precision at their rank, over the positives (ties
+    counted at the last rank of their score), the ``auc_pr`` the trainer reports."""
+    order = np.argsort(-score, kind="stable")
+    label, score = label[order].astype(np.int64), score[order]
+    true_pos = np.cumsum(label)
+    last = np.r_[np.flatnonzero(np.diff(score)), len(score) - 1]  # last index of each score
+    tp, seen = true_pos[last], last + 1
+    positives = int(true_pos[-1]) if len(true_pos) else 0
+    precision = tp / seen
+    recall = tp / positives if positives else np.zeros_like(tp, dtype=float)
+    gained = np.diff(np.r_[0, tp])
+    average_precision = float(np.sum(gained * precision) / positives) if positives else np.nan
+    return Curve(model, run_id, np.r_[0.0, recall], np.r_[1.0, precision], average_precision,
+                 len(label), positives)
+
+
+def curves_for(results: SystemResults, scores: pd.DataFrame | None) -> list[Curve]:
+    """The curve of each model's latest run, where its scores are kept."""
+    if scores is None:
+        return []
+    mine = scores[(scores["dataset"] == results.dataset)
+                  & (scores["split"] == contract.SCORED_SPLIT)]
+    curves = []
+    for result in results.models:
+        run = mine[(mine["run_id"] == result.latest_run) & (mine["model"] == result.model)]
+        if not run.empty:
+            run = run.sort_values("example_id")
+            curves.append(pr_curve(result.model, result.latest_run,
+                                   run["label"].to_numpy(), run["score"].to_numpy(float)))
+    return curves
+
+
+def pr_figure(results: SystemResults, curves: list[Curve], out: Path) -> str:
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    for curve in curves:
+        ax.step(curve.recall, curve.precision, where="post",
+                label=f"{curve.model} (AP {curve.average_precision:.3f})")
+    base = curves[0].positives / curves[0].n if curves[0].n else np.nan
+    ax.axhline(base, color="k", lw=0.8, ls="--", label=f"random ranking ({base:.3f})")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7)
+    name = results.system + (f" / {results.dataset}" if results.dataset else "")
+    ax.set_title(f"{name}: precision-recall, latest run per model ({contract.SCORED_SPLIT})")
+    filename = "pr_" + "".join(c if c.isalnum() else "_" for c in results.key) + ".png"
+    return save_png(fig, out, filename)
+
+
+def curves_table(curves: list[Curve]) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"model": c.model, "run": c.run_id, "examples": c.n, "positives": c.positives,
+         "average precision": f"{c.average_precision:.3f}"} for c in curves
+    ])
+
+
+def _curves_html(results: SystemResults, scores: pd.DataFrame | None, out: Path) -> str:
+    curves = curves_for(results, scores)
+    if not curves:
+        return ""
+    name = results.system + (f" / {results.dataset}" if results.dataset else "")
+    caption = f"{name}: precision-recall curves ({contract.SCORED_SPLIT}, latest run per model)"
+    png = pr_figure(results, curves, out)
+    return (f"<img src='{png}' alt='{html.escape(caption)}'>"
+            f"<h4>{html.escape(caption)}</h4>{html_table(curves_table(curves))}")
+
+
+def _system_html(results: SystemResults, out: Path, scores: pd.DataFrame | None = None) -> str:
     name = results.system + (f" / {results.dataset}" if results.dataset else "")
     facts = ", ".join(f"{k} {fmt(float(v))}" for k, v in sorted(results.split_facts.items()))
     caption = f"{name}: {REPORTED_SPLIT} metrics" + (f" ({facts})" if facts else "")
@@ -208,4 +306,5 @@ def _system_html(results: SystemResults, out: Path) -> str:
     png = results_figure(results, out)
     return (f"<div id='results-{html.escape(results.key)}'><h3>{html.escape(name)}</h3>"
             f"<img src='{png}' alt='{html.escape(caption)}'>"
-            f"<h4>{html.escape(caption)}</h4>{html_table(results_table(results))}</div>")
+            f"<h4>{html.escape(caption)}</h4>{html_table(results_table(results))}"
+            f"{_curves_html(results, scores, out)}</div>")

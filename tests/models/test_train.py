@@ -150,9 +150,22 @@ def test_results_rows_and_rerun_adds_nothing(tmp_path):
     }
     assert all(r["run_id"] == "rows" and r["seed"] == 7 and r["model"] == "logreg" for r in rows)
     assert rows[0]["config_hash"] == res["config_hash"]
+    # Each test example's score lands in results/toy_scores (the toy test split: 96 - 80 = 16),
+    # equal to what the model predicts for it.
+    scores = lakeio.read_table(Path(cfg.lake) / "results" / "toy_scores").to_pylist()
+    assert len(scores) == 16 and [r["example_id"] for r in scores] == list(range(16))
+    assert {(r["run_id"], r["model"], r["seed"], r["split"]) for r in scores} == {
+        ("rows", "logreg", 7, "test")}
+    best = load_checkpoint(Path(cfg.out) / "best.pt")
+    task, model = build(cfg.resolved(), best["model_config"])
+    model.load_state_dict(best["model"])
+    test = task.collate(task.load_split("test"))
+    assert [r["label"] for r in scores] == test["y"].int().tolist()
+    assert [r["score"] for r in scores] == pytest.approx(model.predict(test).tolist(), abs=1e-6)
     # A re-run of the same run id (it resumes a finished checkpoint) commits nothing new.
     train(cfg)
     assert lakeio.read_table(table).num_rows == 4
+    assert lakeio.read_table(Path(cfg.lake) / "results" / "toy_scores").num_rows == 16
     # A non-trainable model is fitted once: no epochs, its rows land beside.
     prior = train(_config(tmp_path, "prior", model="prior"))
     assert prior["history"][0]["epoch"] == 0 and "train_loss" not in prior["history"][0]

@@ -7,13 +7,15 @@ import datetime as dt
 import math
 from html.parser import HTMLParser
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 from pyspark.sql import functions as F
 
+from contracts import results as results_contract
 from pipeline.report import build_report
-from pipeline.report.results import auc_pr_interval, read_results
+from pipeline.report.results import auc_pr_interval, pr_curve, read_results
 from pipeline.schemas import TRUTH
 from pipeline.stats.observe import ObserveConfig, Observer
 from tests.conftest import duckdb_with_delta
@@ -216,6 +218,65 @@ def test_results_section_latest_run_per_seed(lake, tmp_path):
     assert shown["infnet"]["auc_pr 95 % interval (split size)"] == "0.236 - 0.417"
     assert set(shown["infnet"]) == {"model", "seeds", "latest run (UTC)", "auc_pr", "auc_roc",
                                     "auc_pr 95 % interval (split size)"}
+    assert "src='pr_infnet.png'" not in page  # no scores kept: no curve
+
+
+def _score_rows(run_id, model, seed, labels, scores):
+    return [{"run_id": run_id, "task": "infnet", "dataset": "", "model": model, "seed": seed,
+             "split": "test", "example_id": i, "label": y, "score": x}
+            for i, (y, x) in enumerate(zip(labels, scores, strict=True))]
+
+
+def test_results_section_draws_the_latest_runs_precision_recall_curves(lake, tmp_path):
+    rows = (
+        _result_rows("infnet-s0-bbbb", "infnet", 0, 10, 30, {"auc_pr": 0.83})
+        + _result_rows("infnet-s1-cccc", "infnet", 1, 10, 35, {"auc_pr": 0.83})
+        + _result_rows("lr-s0-dddd", "lr", 0, 10, 40, {"auc_pr": 0.5})
+    )
+    write_deltalake(lake.path("results", "infnet"), pa.Table.from_pylist(rows, RESULTS_SCHEMA))
+    labels = [1, 0, 1, 0]
+    scores = (
+        # seed 0's run is not the latest of infnet: its (perfect) curve is not drawn
+        _score_rows("infnet-s0-bbbb", "infnet", 0, labels, [0.9, 0.1, 0.8, 0.2])
+        + _score_rows("infnet-s1-cccc", "infnet", 1, labels, [0.9, 0.8, 0.3, 0.1])
+        + _score_rows("lr-s0-dddd", "lr", 0, labels, [0.1, 0.9, 0.2, 0.8])
+    )
+    write_deltalake(lake.path("results", results_contract.scores_table("infnet")),
+                    pa.Table.from_pylist(scores, results_contract.SCORES))
+
+    out = tmp_path / "report"
+    page = build_report(lake, out).read_text()
+    assert "src='pr_infnet.png'" in page and (out / "pr_infnet.png").stat().st_size > 5000
+    # the scores table is not taken for a system of its own
+    assert "infnet_scores" not in page.replace("results/infnet_scores", "")
+    shown = {r["model"]: r for r in html_tables(page)[
+        "infnet: precision-recall curves (test, latest run per model)"]}
+    # infnet s1: ranks 1:+, 2:-, 3:+ -> AP = (1/1 + 2/3) / 2 = 0.833
+    # lr: ranks 1:-, 2:-, 3:+, 4:+ -> AP = (1/3 + 2/4) / 2 = 0.417
+    assert shown["infnet"]["run"] == "infnet-s1-cccc"
+    assert shown["infnet"]["average precision"] == "0.833"
+    assert shown["lr"]["average precision"] == "0.417"
+    assert shown["lr"]["examples"] == "4" and shown["lr"]["positives"] == "2"
+
+
+def test_pr_curve_by_hand_and_against_sklearn_with_ties():
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    curve = pr_curve("m", "r", np.array([1, 0, 1, 0]), np.array([0.9, 0.8, 0.3, 0.1]))
+    # thresholds 0.9, 0.8, 0.3, 0.1: tp 1, 1, 2, 2 of seen 1, 2, 3, 4
+    assert curve.precision.tolist() == pytest.approx([1.0, 1.0, 0.5, 2 / 3, 0.5])
+    assert curve.recall.tolist() == pytest.approx([0.0, 0.5, 0.5, 1.0, 1.0])
+    assert curve.average_precision == pytest.approx((1 + 2 / 3) / 2)
+    rng = np.random.default_rng(0)
+    label = rng.integers(0, 2, 200)
+    score = rng.integers(0, 10, 200) / 10  # many ties
+    curve = pr_curve("m", "r", label, score)
+    assert curve.average_precision == pytest.approx(average_precision_score(label, score))
+    precision, recall, _ = precision_recall_curve(label, score)
+    # sklearn lists thresholds low to high and ends at (recall 0, precision 1)
+    ours = np.array(sorted(zip(curve.recall[1:], curve.precision[1:], strict=True)))
+    theirs = np.array(sorted(zip(recall[:-1], precision[:-1], strict=True)))
+    assert ours.shape == theirs.shape and np.allclose(ours, theirs)
 
 
 def test_results_table_without_the_trainer_columns_is_named(lake):

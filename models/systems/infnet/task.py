@@ -263,6 +263,15 @@ class InfNetTask(Task):
         model.train(was_training)
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
+    def example_scores(
+        self, model: ShardModel, examples: Sequence[InfNetExample], device: torch.device
+    ) -> dict[str, np.ndarray]:
+        return {
+            "example_id": np.array([ex.query_id for ex in examples], dtype=np.int64),
+            "label": np.array([ex.label for ex in examples], dtype=np.int32),
+            "score": self.scores(model, examples, device).astype(np.float64),
+        }
+
     def evaluate(
         self, model: ShardModel, examples: Sequence[InfNetExample], device: torch.device
     ) -> dict[str, float]:

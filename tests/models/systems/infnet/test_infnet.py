@@ -193,6 +193,11 @@ def test_task_reads_the_lake_and_evaluates(tmp_path):
     metrics = task.evaluate(model, train, torch.device("cpu"))
     assert set(metrics) >= {"auc_pr", "auc_roc", "auc_pr_cold", "auc_pr_warm"}
     assert metrics["n"] == 2
+    # what the trainer keeps for precision-recall curves: id, label and score per query
+    scored = task.example_scores(model, train, torch.device("cpu"))
+    assert scored["example_id"].tolist() == [3, 7]
+    assert scored["label"].tolist() == [ex.label for ex in train]
+    assert scored["score"] == pytest.approx(task.scores(model, train, torch.device("cpu")))
 
 
 @pytest.mark.parametrize("name", ["lr", "lightgbm"])
