@@ -231,7 +231,12 @@ def test_restart_options_are_torchruns_not_the_trainers(tmp_path, capsys):
     assert "max_restarts" not in {f.name for f in dataclasses.fields(TrainConfig)}
 
 
-def test_epochs_are_logged_by_logging_and_nothing_is_printed(tmp_path, caplog, capsys):
+def test_epochs_are_logged_by_logging_and_nothing_is_printed(tmp_path, caplog, capsys,
+                                                              monkeypatch):
+    # Only pytest's capturing handler: a job's log set-up elsewhere in the session must not
+    # make this process's log lines look like prints.
+    monkeypatch.setattr(logging.root, "handlers", [h for h in logging.root.handlers
+                                                   if type(h).__module__.startswith("_pytest")])
     with caplog.at_level(logging.INFO, logger="models"):
         train(_config(tmp_path, "logged", epochs=2, stop_after_epoch=0))
         train(_config(tmp_path, "logged", epochs=2))
