@@ -34,7 +34,9 @@ __all__ = [
     "WEEK",
 ]
 
-#: One observation week of a query's sub-graph.
+#: One observation window of a query's sub-graph: ``week`` k in 0..W-1 covers the days
+#: ``[D - 7(W-k), D - 7(W-k-1))`` before the query day D, seven-day windows that end where the
+#: query's day starts (not the world's Monday-to-Monday weeks, ``pipeline/world/config.py``).
 WEEK = pa.struct(
     [
         pa.field("week", pa.int32(), nullable=False),

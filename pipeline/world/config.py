@@ -16,6 +16,11 @@ world, Monday 00:00 UTC to the next Monday 00:00 UTC: the records with
 
 Docstrings count weeks from 1: "weeks 5-6" are ``4 * WEEK_S <= t < 6 * WEEK_S``.
 
+A system's shards may look back from each example instead: InfNet's "observation weeks"
+(``contracts.infnet``) are the seven-day windows that end where a query's day starts, so a
+query on a Wednesday sees Wednesday-to-Tuesday windows that straddle two calendar weeks. They
+are named observation windows there, never "week n" of the world.
+
 **Overrides.** Every field can be set by name from text or YAML values (``world_config``,
 ``field_value``): ``python -m jobs.generate_world --set e9_tie=1.5 --config world.yaml``.
 """
