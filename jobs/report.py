@@ -21,7 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lake", required=True, help="lake root folder")
     parser.add_argument("--out", required=True, help="output folder for index.html + PNGs")
+    from pipeline import logs
+
+    logs.add_argument(parser)
     args = parser.parse_args(argv)
+    logs.configure(args.log_level)
     from pipeline.lake import Lake
     from pipeline.report import build_report
 

@@ -53,7 +53,7 @@ def write_results(
     from models.lakeio import append_rows
 
     when = dt.datetime.now(dt.UTC)
-    table = Path(cfg.lake) / "results" / cfg.task
+    table = Path(cfg.lake) / "results" / contract.metrics_table(cfg.task)
     rows = result_rows(cfg, metrics, when)
     version = append_rows(table, rows, app_id=f"{cfg.run_id}:{cfg.model}")
     out = Path(cfg.out) / "results.json"

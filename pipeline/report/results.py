@@ -87,7 +87,7 @@ def result_tables(lake: Lake) -> list[str]:
 
 def read_results(lake: Lake, system: str) -> pd.DataFrame:
     """``results/<system>`` as pandas; a table without the trainer's columns is an error."""
-    frame = lake.to_arrow("results", system).to_pandas()
+    frame = lake.to_arrow("results", contract.metrics_table(system)).to_pandas()
     missing = [c for c in RESULT_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(
