@@ -143,13 +143,25 @@ def with_partitions(table: str, schema: T.StructType) -> T.StructType:
     return T.StructType(fields)
 
 
+def nullable(dtype: T.DataType) -> T.DataType:
+    """``dtype`` with every nested field, element and value marked nullable."""
+    if isinstance(dtype, T.StructType):
+        return T.StructType([T.StructField(f.name, nullable(f.dataType), True) for f in dtype])
+    if isinstance(dtype, T.ArrayType):
+        return T.ArrayType(nullable(dtype.elementType), True)
+    if isinstance(dtype, T.MapType):
+        return T.MapType(nullable(dtype.keyType), nullable(dtype.valueType), True)
+    return dtype
+
+
 def check_schema(actual: T.StructType, expected: T.StructType, where: str) -> None:
     """Raise SchemaMismatchError naming the first column whose name or type differs.
 
-    Nullability is not compared: Parquet files written by Spark mark every column nullable.
+    Nullability is not compared, also inside arrays and structs: Parquet files written by Spark
+    mark every column nullable.
     """
-    got = {f.name: f.dataType for f in actual.fields}
-    want = {f.name: f.dataType for f in expected.fields}
+    got = {f.name: nullable(f.dataType) for f in actual.fields}
+    want = {f.name: nullable(f.dataType) for f in expected.fields}
     for name, dtype in want.items():
         if name not in got:
             raise SchemaMismatchError(

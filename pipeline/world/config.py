@@ -97,9 +97,10 @@ class WorldConfig:
     e9_tie: float = 2.0
     e5_hub_pick: float = 0.03
     e5_other_pick: float = 0.003
-    rising_every: int = 0  # 0: one star per 2000 items, at least one per top category
+    rising_every: int = 0  # 0: as many stars as top slots, see ``_resolve_rising_every``
     surge_factor: float = 1.5
     surge_permille: float = 1.0
+    weekly_price_sd: float = 0.08
     e7_same_tier: float = 0.7
 
     def __post_init__(self) -> None:
@@ -128,9 +129,23 @@ class WorldConfig:
         return dt.datetime.combine(self.start, dt.time()) + dt.timedelta(weeks=self.weeks)
 
     def _resolve_rising_every(self) -> None:
+        """By default one star per top slot of every (category, surge week): a category's
+        ``ceil(surge_permille / 1000 * items in it)`` slots times the categories times the
+        surge weeks, so every window's label period has its top slots filled by stars."""
         if self.rising_every <= 0:
-            stars = max(self.top_categories, self.n_items // 2000)
-            self.rising_every = max(1, self.n_items // stars)
+            stars = self.top_categories * self.surge_slots * len(self.surge_weeks)
+            self.rising_every = max(1, self.n_items // max(1, stars))
+
+    @property
+    def surge_slots(self) -> int:
+        """Top slots per category after a window: ``ceil(surge_permille / 1000 * n)``."""
+        return max(1, math.ceil(self.surge_permille / 1000 * self.n_items / self.top_categories))
+
+    @property
+    def surge_weeks(self) -> range:
+        """The weeks (from 1) a rising star's surge can start in: from week 5, the first
+        label week of the first window, to the second-to-last week (a surge lasts two weeks)."""
+        return range(5, max(6, self.weeks))
 
     @property
     def rising_offset(self) -> int:

@@ -7,7 +7,9 @@
 * **Items** have a price tier ``1 + id % 5`` and a popularity rank ``id // 5`` inside it; price is
   log-normal around the tier's level; the price index is ``PI = 1 - 1 / (1 + (price/60)^0.8)``,
   monotone and non-linear, in (0, 1). Appeal (a latent purchase propensity) decays with rank.
-  Top and leaf categories are hashed. Rising stars (E5) are flagged here, see ``rising``.
+  Top and leaf categories are hashed, except that the rising-star candidates (every
+  ``rising_every``-th item) take turns over the top categories. Rising stars (E5) and their
+  surge weeks are set here, see ``rising``.
 * **Browses** are organic: a user views an item (Zipf over ranks); the browse converts with
   probability ``sigmoid(base_logit + appeal)``, the *browse model*. With E8 on, its action, page
   and stay carry the intent of a purchase that follows (``touches``).
@@ -29,7 +31,7 @@ from pipeline import schemas
 from pipeline.world.clock import timestamp
 from pipeline.world.config import WorldConfig
 from pipeline.world.draws import exponential, normal, sigmoid, uniform
-from pipeline.world.rising import burst_seed_times, pick_rising
+from pipeline.world.rising import burst_seed_times, pick_rising, star_index, surge_week
 
 
 def _partitions(rows: int) -> int:
@@ -59,7 +61,11 @@ def item_attributes(cfg: WorldConfig, iid: Column) -> dict[str, Column]:
     rank = (iid / 5).cast("long")
     log_price = F.lit(2.2) + tier * 0.55 + normal(s, "price", iid) * 0.35
     price = F.round(F.exp(log_price), 2)
-    top = (uniform(s, "top", iid) * cfg.top_categories).cast("int")
+    star = star_index(cfg, iid)
+    # a star candidate's category is set so each (category, surge week) gets the same number
+    top = F.when(
+        star.isNotNull(), (star % cfg.top_categories).cast("int")
+    ).otherwise((uniform(s, "top", iid) * cfg.top_categories).cast("int"))
     leaf = top * cfg.leaves_per_top + (uniform(s, "leaf", iid) * cfg.leaves_per_top).cast("int")
     appeal = (
         F.exp(-rank.cast("double") / F.lit(max(1.0, 0.05 * per_tier))) * 0.8
@@ -73,7 +79,8 @@ def item_attributes(cfg: WorldConfig, iid: Column) -> dict[str, Column]:
         "top_category": top,
         "leaf_category": leaf,
         "appeal": appeal,
-        "rising": (iid % cfg.rising_every == cfg.rising_offset) & F.lit(cfg.on("E5")),
+        "rising": star.isNotNull() & F.lit(cfg.on("E5")),
+        "surge_week": F.when(star.isNotNull() & F.lit(cfg.on("E5")), surge_week(cfg, star)),
     }
 
 
@@ -212,7 +219,7 @@ def seeds(cfg: WorldConfig, user_df: DataFrame) -> DataFrame:
         .withColumn("item_id", _seed_item(cfg, key))
         .withColumn("t", t)
     )
-    df = with_item(df, cfg, ("appeal", "rising"))
+    df = with_item(df, cfg, ("appeal", "rising", "surge_week"))
     if cfg.on("E5"):
         df = burst_seed_times(df, cfg)
     bought = uniform(s, "s-bought", "seed_key") < sigmoid(F.lit(cfg.base_logit) + F.col("appeal"))

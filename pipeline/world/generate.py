@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from contracts.runs import run_digest
 from pipeline import schemas
 from pipeline.world.cascades import cascades, materialize, two_pass
 from pipeline.world.clock import timestamp, week_start
-from pipeline.world.config import WorldConfig
-from pipeline.world.draws import uniform
+from pipeline.world.config import WEEK_S, WorldConfig
+from pipeline.world.draws import normal, uniform
 from pipeline.world.entities import (
     browse_outcome,
     browses,
@@ -47,14 +47,24 @@ def to_raw_shares(records: DataFrame, cfg: WorldConfig) -> DataFrame:
     ).withColumn("week_start", week_start(F.col("ts")))
 
 
+def weekly_price(cfg: WorldConfig, iid: Column, t: Column) -> Column:
+    """The price an item sells at in the week of ``t``: its list price times a log-normal
+    factor per (item, week) with sd ``weekly_price_sd`` (the conversion model reads the list
+    price; purchases' amounts carry this one)."""
+    week = (t / WEEK_S).cast("long")
+    factor = F.exp(normal(cfg.seed, "weekly-price", iid, week) * cfg.weekly_price_sd)
+    return F.round(item_attributes(cfg, iid)["price"] * factor, 2)
+
+
 def to_raw_purchases(purchases: DataFrame, cfg: WorldConfig) -> DataFrame:
-    """(user_id, item_id, t) -> raw purchases; amount = price x quantity (mostly 1)."""
+    """(user_id, item_id, t) -> raw purchases; amount = the week's price x quantity (mostly
+    1)."""
     s = cfg.seed
     key = F.xxhash64(F.col("user_id"), F.col("item_id"), F.col("t"))
     qty = F.when(uniform(s, "qty", key) < 0.85, 1).otherwise(2)
     return (
         purchases.where((F.col("t") >= 0) & (F.col("t") < cfg.weeks * 7 * 86400))
-        .withColumn("price", item_attributes(cfg, F.col("item_id"))["price"])
+        .withColumn("price", weekly_price(cfg, F.col("item_id"), F.col("t")))
         .select(
             "user_id",
             "item_id",

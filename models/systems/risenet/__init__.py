@@ -1,0 +1,1 @@
+"""risenet: rising-star prediction task, RiseNet and its baselines (see models/systems)."""

@@ -1,0 +1,1 @@
+"""risenet: shard builders (see pipeline/systems/__init__.py)."""
