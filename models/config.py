@@ -18,7 +18,7 @@ from models.base import ShardModel
 # Fields that say where and how a run executes, not what it computes: left out of the hash.
 _NOT_HASHED = {
     "lake", "out", "run_id", "stop_after_epoch", "device", "config", "find_unused", "threads",
-    "tensorboard",
+    "tensorboard", "label",
 }
 # Fields added after runs were keyed by the hash: hashed only when set away from the default.
 _HASHED_WHEN_SET = {"warmup": 0}
@@ -60,6 +60,9 @@ class TrainConfig:
             resumed run continues the same schedule. Each epoch's history entry records the
             rate of its last step.
         tensorboard: folder for TensorBoard event files written by rank 0 (None: none).
+        label: the name the run's rows go under in ``results/<task>`` and its scores table
+            (None: the model's name), so that ablation or sensitivity runs of one model stand
+            apart in reports (``--label "risenet -pickgate"``).
     """
 
     lake: str = ""
@@ -83,6 +86,12 @@ class TrainConfig:
     bucket: int = 50
     warmup: int = 0
     tensorboard: str | None = None
+    label: str | None = None
+
+    @property
+    def result_name(self) -> str:
+        """What results and scores rows call this run's model: ``label`` or the model."""
+        return self.label or self.model
 
     def config_hash(self) -> str:
         items = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_HASHED}

@@ -34,7 +34,7 @@ def result_rows(
                     "run_id": cfg.run_id,
                     "task": cfg.task,
                     "dataset": cfg.dataset or "",
-                    "model": cfg.model,
+                    "model": cfg.result_name,
                     "split": split,
                     "metric": metric,
                     "value": float(value),
@@ -55,13 +55,14 @@ def write_results(
     when = dt.datetime.now(dt.UTC)
     table = Path(cfg.lake) / "results" / contract.metrics_table(cfg.task)
     rows = result_rows(cfg, metrics, when)
-    version = append_rows(table, rows, app_id=f"{cfg.run_id}:{cfg.model}")
+    version = append_rows(table, rows, app_id=f"{cfg.run_id}:{cfg.result_name}")
     out = Path(cfg.out) / "results.json"
     payload = {
         "run_id": cfg.run_id,
         "task": cfg.task,
         "dataset": cfg.dataset,
         "model": cfg.model,
+        "label": cfg.result_name,
         "seed": cfg.seed,
         "config_hash": cfg.config_hash(),
         "config": dataclasses.asdict(cfg),
@@ -82,7 +83,7 @@ def score_rows(cfg: TrainConfig, split: str, scored: dict[str, np.ndarray]) -> p
         "run_id": [cfg.run_id] * n,
         "task": [cfg.task] * n,
         "dataset": [cfg.dataset or ""] * n,
-        "model": [cfg.model] * n,
+        "model": [cfg.result_name] * n,
         "seed": [int(cfg.seed)] * n,
         "split": [split] * n,
         "example_id": np.asarray(scored["example_id"], dtype=np.int64),
@@ -98,4 +99,4 @@ def write_scores(cfg: TrainConfig, split: str, scored: dict[str, np.ndarray]) ->
 
     table = Path(cfg.lake) / "results" / contract.scores_table(cfg.task)
     return append_rows(table, score_rows(cfg, split, scored),
-                       app_id=f"{cfg.run_id}:{cfg.model}:scores")
+                       app_id=f"{cfg.run_id}:{cfg.result_name}:scores")

@@ -92,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="inverse-square-root schedule peaking at --lr after N steps (0: off)")
     parser.add_argument("--tensorboard", metavar="DIR",
                         help="write TensorBoard event files of the run's metrics into DIR")
+    parser.add_argument("--label", help="the name the run's results go under (default: the "
+                        "model's name), e.g. an ablation's")
     return parser
 
 

@@ -170,6 +170,12 @@ def test_results_rows_and_rerun_adds_nothing(tmp_path):
     prior = train(_config(tmp_path, "prior", model="prior"))
     assert prior["history"][0]["epoch"] == 0 and "train_loss" not in prior["history"][0]
     assert lakeio.read_table(table).num_rows == 8
+    # A labelled run (an ablation, say) goes under its label, in both tables; the hash holds.
+    labelled = train(_config(tmp_path, "labelled", model="prior", label="prior -x"))
+    assert labelled["config_hash"] == prior["config_hash"] and labelled["label"] == "prior -x"
+    named = {r["model"] for r in lakeio.read_table(table).to_pylist()
+             if r["run_id"] == "labelled"}
+    assert named == {"prior -x"}
 
 
 def test_cli_and_evaluate(tmp_path, capsys):

@@ -270,6 +270,19 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
+def keep_negatives(table: pa.Table, fraction: float) -> pa.Array:
+    """Mask keeping every positive and a fixed ``fraction`` of the negatives, chosen by a hash
+    of (item_id, window_start) so every seed and rank sees the same subset."""
+    item = table.column("item_id").to_numpy().astype(np.uint64)
+    window = table.column("window_start").to_numpy().astype(np.uint64)
+    h = (item * np.uint64(0x9E3779B97F4A7C15) + window * np.uint64(0xBF58476D1CE4E5B9))
+    h ^= h >> np.uint64(31)
+    h *= np.uint64(0x94D049BB133111EB)
+    h ^= h >> np.uint64(29)
+    u = (h >> np.uint64(11)).astype(np.float64) / float(2**53)
+    return pa.array((table.column("label").to_numpy() == 1) | (u < fraction))
+
+
 @register_task("risenet")
 class RiseNetTask(Task):
     """(item, window) rows of ``shards/risenet``, scored by F1 at the val threshold.
@@ -287,12 +300,18 @@ class RiseNetTask(Task):
         max_users: int = 0
         #: examples per scoring batch
         eval_batch_size: int = 256
+        #: the fraction of the train split's negatives kept (a fixed subset, the same for every
+        #: seed); rising stars are rare, so a large world trains as well on a tenth
+        train_negatives: float = 1.0
 
         def __post_init__(self) -> None:
             for key, low in (("weeks", 1), ("max_users", 0), ("eval_batch_size", 1)):
                 if getattr(self, key) < low:
                     raise OptionError(f"task 'risenet' option {key} must be >= {low}, "
                                       f"got {getattr(self, key)}")
+            if not 0 < self.train_negatives <= 1:
+                raise OptionError("task 'risenet' option train_negatives must be in (0, 1], "
+                                  f"got {self.train_negatives}")
 
     def __init__(self, lake: str, dataset: str | None = None, **options: Any):
         super().__init__(lake, dataset, **options)
@@ -352,7 +371,8 @@ class RiseNetTask(Task):
             "item_dim": ITEM_DIM,
             "weeks": self.options.weeks,
             "categories": len(categories) if isinstance(categories, list) else int(categories),
-            "pos_rate": positives / examples if examples else 0.0,
+            "pos_rate": positives / kept if (kept := positives + (examples - positives)
+                                             * self.options.train_negatives) else 0.0,
         }
 
     def load_split(self, split: str) -> RiseNetSplit:
@@ -367,6 +387,8 @@ class RiseNetTask(Task):
         table = lakeio.read_table(self.table, columns=list(READ.names),
                                   filter=ds.field("split") == split)
         table = table.sort_by([("window_start", "ascending"), ("item_id", "ascending")])
+        if split == "train" and self.options.train_negatives < 1:
+            table = table.filter(keep_negatives(table, self.options.train_negatives))
         if table.num_rows == 0 or not pc.any(pc.equal(table.column("label"), 1)).as_py():
             windows = sorted(set(table.column("window_start").to_pylist()))
             raise ValueError(f"{self.table}: split {split!r} has no rising star (label 1) among "

@@ -283,3 +283,19 @@ def test_train_cli_runs_one_epoch(lake, tmp_path):
     # test is cut at the threshold val chose
     assert test["threshold"] == result["metrics"]["val"]["threshold"]
     assert math.isfinite(result["history"][0]["train_loss"])
+
+
+def test_keep_negatives_keeps_every_positive_and_a_fixed_fraction():
+    import pyarrow as pa
+
+    from models.systems.risenet.task import keep_negatives
+
+    n = 20_000
+    table = pa.table({"item_id": pa.array(range(n), pa.int64()),
+                      "window_start": pa.array([1 + i % 5 for i in range(n)], pa.int32()),
+                      "label": pa.array([int(i % 100 == 0) for i in range(n)], pa.int32())})
+    mask = keep_negatives(table, 0.1).to_numpy(zero_copy_only=False)
+    labels = table.column("label").to_numpy()
+    assert mask[labels == 1].all()
+    assert abs(mask[labels == 0].mean() - 0.1) < 0.01  # binomial sd ~ 0.002
+    assert (keep_negatives(table, 0.1).to_numpy(zero_copy_only=False) == mask).all()
