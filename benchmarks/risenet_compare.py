@@ -1,7 +1,8 @@
 """Train RiseNet, its ablations and the baselines on RiseNet shards over seeds; print test metrics.
 
     OMP_NUM_THREADS=1 python benchmarks/risenet_compare.py --lake LAKE \
-        --rows risenet,risenet-r,lightgbm,gcn,lstnet --seeds 0,1,2 [--epochs 20] [--jobs 2]
+        --rows risenet,risenet-r,lightgbm,gcn,lstnet --seeds 0,1,2 [--epochs 20] [--jobs 2] \
+        [--opt train_negatives=0.1]
 
 A row is a model with options: ``risenet`` and its ablations (``ROWS``: ``risenet-r`` is
 ``--opt graph=false``, ``-pickgate`` ``pickgate=false`` ...), the sensitivity points
@@ -30,10 +31,10 @@ ONE_SHOT = {"lightgbm"}  # fitted once, deterministic per seed
 ROWS: dict[str, tuple[str, list[str]]] = {
     "risenet": ("risenet", []),
     "risenet-r": ("risenet", ["graph=false"]),
-    "-pickgate": ("risenet", ["pickgate=false"]),
-    "-multitask": ("risenet", ["multitask=false"]),
-    "-fuse-diff-gates": ("risenet", ["gates=false"]),
-    "-dynamic": ("risenet", ["dynamic=false"]),
+    "risenet-no-pickgate": ("risenet", ["pickgate=false"]),
+    "risenet-no-multitask": ("risenet", ["multitask=false"]),
+    "risenet-no-gates": ("risenet", ["gates=false"]),
+    "risenet-static": ("risenet", ["dynamic=false"]),
     **{f"risenet-T{t}": ("risenet", [f"weeks={t}"]) for t in range(1, 7)},
     **{f"risenet-L{k}": ("risenet", [f"layers={k}"]) for k in range(1, 5)},
     **{m: (m, []) for m in ("darnn", "lstnet", "mtgnn", "gcn", "gin", "gcrn", "evolvegcn",
@@ -51,8 +52,9 @@ def run(lake: str, row: str, seed: int, out: Path, args: argparse.Namespace) -> 
             "--model", model, "--seed", str(seed), "--out", str(target),
             "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
             "--lr", str(args.lr), "--patience", str(args.patience), "--threads", "1",
+            "--label", row,
         ]
-        for opt in opts:
+        for opt in [*args.opt, *opts]:
             cmd += ["--opt", opt]
         began = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, text=True)
@@ -79,6 +81,8 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--opt", action="append", default=[],
+                        help="KEY=VALUE for every run (e.g. train_negatives=0.1)")
     parser.add_argument("--out", default=None, help="run folders (default: LAKE/_runs/risenet)")
     args = parser.parse_args()
     rows = [r for r in args.rows.split(",") if r]
@@ -97,7 +101,7 @@ def main() -> int:
         tests = [res["metrics"]["test"] for res in results]
         cells = [cell([t[m] for t in tests]) for m in METRICS]
         print(f"| {row} | {len(tests)} | " + " | ".join(cells)
-              + f" | {int(tests[0]['positives'])} of {int(tests[0]['examples'])} |")
+              + f" | {round(tests[0]['n'] * tests[0]['positive_rate'])} of {int(tests[0]['n'])} |")
     return 0
 
 

@@ -32,6 +32,11 @@ RESULT_COLUMNS = ("run_id", "dataset", "model", "split", "metric", "value", "see
 REPORTED_SPLIT = "test"
 #: Metrics that are facts of the split (its size, base rate), the same for every model.
 SPLIT_FACTS = ("n", "n_cold", "positive_rate", "rank_n")
+#: Sensitivity runs are labelled ``<model>-<axis><value>`` (``risenet-T3``: three weeks read,
+#: ``risenet-L1``: one GNN layer; ``benchmarks/risenet_compare.py``); the unlabelled model
+#: stands at its defaults on each axis.
+SENSITIVITY_AXES = {"T": "weeks read (T)", "L": "GNN layers"}
+SENSITIVITY_DEFAULTS = {"risenet": {"T": 4, "L": 2}}
 
 
 @dataclass
@@ -297,6 +302,44 @@ def _curves_html(results: SystemResults, scores: pd.DataFrame | None, out: Path)
             f"<h4>{html.escape(caption)}</h4>{html_table(curves_table(curves))}")
 
 
+def sensitivity_points(results: SystemResults) -> dict[tuple[str, str], list[tuple]]:
+    """(model, axis) -> [(value, ModelResult)] from runs labelled ``<model>-<axis><value>``,
+    the model's own runs added at its default value; only axes with two values or more."""
+    import re
+
+    by_name = {r.model: r for r in results.models}
+    points: dict[tuple[str, str], list[tuple]] = {}
+    for r in results.models:
+        match = re.fullmatch(r"(?P<base>.+)-(?P<axis>[A-Z])(?P<value>\d+)", r.model)
+        if match and match["axis"] in SENSITIVITY_AXES:
+            points.setdefault((match["base"], match["axis"]), []).append((int(match["value"]), r))
+    for (base, axis), found in points.items():
+        default = SENSITIVITY_DEFAULTS.get(base, {}).get(axis)
+        if default is not None and base in by_name and default not in {v for v, _ in found}:
+            found.append((default, by_name[base]))
+        found.sort(key=lambda p: p[0])
+    return {k: v for k, v in points.items() if len(v) > 1}
+
+
+def sensitivity_figure(results: SystemResults, out: Path, metric: str) -> str | None:
+    """One panel per (model, axis): ``metric`` mean over seeds against the axis, sd as bars."""
+    points = sensitivity_points(results)
+    if not points or metric not in results.metrics:
+        return None
+    fig, axes = plt.subplots(1, len(points), figsize=(4.0 * len(points), 3.4), squeeze=False)
+    for ax, ((base, axis), found) in zip(axes[0], sorted(points.items()), strict=True):
+        xs = [v for v, _ in found]
+        means = [r.mean(metric) for _, r in found]
+        sds = [0.0 if np.isnan(r.sd(metric)) else r.sd(metric) for _, r in found]
+        ax.errorbar(xs, means, yerr=sds, marker="o", capsize=3)
+        ax.set_xticks(xs)
+        ax.set_xlabel(SENSITIVITY_AXES[axis])
+        ax.set_ylabel(f"{REPORTED_SPLIT} {metric}")
+        ax.set_title(f"{base}: {SENSITIVITY_AXES[axis]}", fontsize=9)
+    filename = "sensitivity_" + "".join(c if c.isalnum() else "_" for c in results.key) + ".png"
+    return save_png(fig, out, filename)
+
+
 def _system_html(results: SystemResults, out: Path, scores: pd.DataFrame | None = None) -> str:
     name = results.system + (f" / {results.dataset}" if results.dataset else "")
     facts = ", ".join(f"{k} {fmt(float(v))}" for k, v in sorted(results.split_facts.items()))
@@ -304,7 +347,12 @@ def _system_html(results: SystemResults, out: Path, scores: pd.DataFrame | None 
     if not results.models:
         return f"<h3>{html.escape(name)}</h3><p class='note'>no {REPORTED_SPLIT} rows</p>"
     png = results_figure(results, out)
+    metric = "f1" if "f1" in results.metrics else "auc_pr"
+    sensitivity = sensitivity_figure(results, out, metric)
+    extra = "" if sensitivity is None else (
+        f"<img src='{sensitivity}' alt='{html.escape(name)}: {metric} against each "
+        "sensitivity axis'>")
     return (f"<div id='results-{html.escape(results.key)}'><h3>{html.escape(name)}</h3>"
             f"<img src='{png}' alt='{html.escape(caption)}'>"
             f"<h4>{html.escape(caption)}</h4>{html_table(results_table(results))}"
-            f"{_curves_html(results, scores, out)}</div>")
+            f"{extra}{_curves_html(results, scores, out)}</div>")

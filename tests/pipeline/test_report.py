@@ -8,6 +8,7 @@ import math
 from html.parser import HTMLParser
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
@@ -295,3 +296,20 @@ def test_auc_pr_interval_by_hand():
     low4, high4 = auc_pr_interval(0.5, 400)
     assert math.isclose(math.log(high4 / (1 - high4)), 0.196, abs_tol=1e-9)
     assert all(math.isnan(v) for v in auc_pr_interval(0.0, 100) + auc_pr_interval(0.3, 0))
+
+
+def test_sensitivity_points_from_labelled_runs():
+    from pipeline.report.results import ModelResult as M
+    from pipeline.report.results import SystemResults, sensitivity_points
+
+    def run(name, *f1):
+        return M(name, list(range(len(f1))), pd.Timestamp("2026-01-05"), {"f1": list(f1)})
+
+    results = SystemResults("risenet", "", ["f1"], [
+        run("risenet", 0.5, 0.7), run("risenet-T1", 0.2), run("risenet-T6", 0.4, 0.6),
+        run("risenet-L3", 0.3), run("gcn", 0.1), run("gcn-T2", 0.1)], {})
+    points = sensitivity_points(results)
+    # risenet's own runs stand at T = 4 and L = 2; gcn has no defaults, so one T point: dropped
+    assert {k: [v for v, _ in p] for k, p in points.items()} == {
+        ("risenet", "T"): [1, 4, 6], ("risenet", "L"): [2, 3]}
+    assert [r.mean("f1") for _, r in points[("risenet", "T")]] == pytest.approx([0.2, 0.6, 0.5])

@@ -440,6 +440,6 @@ class RiseNetTask(Task):
             **_ranking(y, score),
             "threshold": threshold,
             "f1_best": f1_best,
-            "positives": float(y.sum()),
-            "examples": float(y.size),
+            "n": float(y.size),
+            "positive_rate": float(y.mean()) if y.size else 0.0,
         }

@@ -245,7 +245,7 @@ def test_threshold_from_val_is_used_on_test(lake):
     assert before["threshold"] == pytest.approx(0.5) and before["f1"] == pytest.approx(2 / 3)
     got = task.evaluate(model, val, cpu)
     assert got["threshold"] == pytest.approx(0.6) and got["f1"] == pytest.approx(0.8)
-    assert (got["positives"], got["examples"]) == (2.0, 4.0)
+    assert (got["n"], got["positive_rate"]) == (4.0, 0.5)
     assert got["auc_roc"] == pytest.approx(0.75)  # 3 of 4 (pos, neg) pairs ordered right
     metrics = task.evaluate(model, test, cpu)
     # at 0.6 only item 31 (a negative) is called: F1 0
@@ -253,7 +253,7 @@ def test_threshold_from_val_is_used_on_test(lake):
     assert (metrics["f1"], metrics["precision"], metrics["recall"]) == (0.0, 0.0, 0.0)
     assert metrics["f1_best"] == pytest.approx(2 / 3)
     assert set(metrics) == {"f1", "precision", "recall", "auc_pr", "auc_roc", "threshold",
-                            "f1_best", "positives", "examples"}
+                            "f1_best", "n", "positive_rate"}
     scored = task.example_scores(model, test, cpu)
     assert scored["example_id"].tolist() == [3001, 3101, 3203]
     assert scored["label"].tolist() == [1, 0, 0]
@@ -279,7 +279,7 @@ def test_train_cli_runs_one_epoch(lake, tmp_path):
     result = train(cfg)
     assert set(result["metrics"]) == {"val", "test"}
     test = result["metrics"]["test"]
-    assert test["examples"] == 3 and test["positives"] == 1
+    assert test["n"] == 3 and test["positive_rate"] == pytest.approx(1 / 3)
     # test is cut at the threshold val chose
     assert test["threshold"] == result["metrics"]["val"]["threshold"]
     assert math.isfinite(result["history"][0]["train_loss"])
