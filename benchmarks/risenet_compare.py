@@ -42,10 +42,12 @@ ROWS: dict[str, tuple[str, list[str]]] = {
 }
 
 
-def run(lake: str, row: str, seed: int, out: Path, args: argparse.Namespace) -> dict:
+def run(lake: str, row: str, seed: int, out: Path, args: argparse.Namespace) -> dict | None:
     model, opts = ROWS[row]
     target = out / f"{row}-s{seed}"
     result = target / "results.json"
+    if not result.exists() and args.table_only:
+        return None
     if not result.exists():
         cmd = [
             sys.executable, "-m", "models.train", "--lake", lake, "--task", "risenet",
@@ -63,6 +65,12 @@ def run(lake: str, row: str, seed: int, out: Path, args: argparse.Namespace) -> 
             raise SystemExit(f"{row} seed {seed} failed")
         print(f"  {row} seed {seed}: {time.perf_counter() - began:.0f} s", flush=True)
     return json.loads(result.read_text())
+
+
+def _positives(test: dict) -> str:
+    if "n" in test:
+        return f"{round(test['n'] * test['positive_rate'])} of {int(test['n'])}"
+    return f"{int(test['positives'])} of {int(test['examples'])}"
 
 
 def cell(values: list[float]) -> str:
@@ -84,6 +92,8 @@ def main() -> int:
     parser.add_argument("--opt", action="append", default=[],
                         help="KEY=VALUE for every run (e.g. train_negatives=0.1)")
     parser.add_argument("--out", default=None, help="run folders (default: LAKE/_runs/risenet)")
+    parser.add_argument("--table-only", action="store_true",
+                        help="print the table of the finished runs, start none")
     args = parser.parse_args()
     rows = [r for r in args.rows.split(",") if r]
     unknown = [r for r in rows if r not in ROWS]
@@ -97,11 +107,13 @@ def main() -> int:
     print("| row | seeds | " + " | ".join(f"test {m}" for m in METRICS) + " | test positives |")
     print("|---|---|" + "---|" * (len(METRICS) + 1))
     for row in rows:
-        results = [res for (r, _), res in done if r == row]
+        results = [res for (r, _), res in done if r == row and res is not None]
+        if not results:
+            continue
         tests = [res["metrics"]["test"] for res in results]
         cells = [cell([t[m] for t in tests]) for m in METRICS]
         print(f"| {row} | {len(tests)} | " + " | ".join(cells)
-              + f" | {round(tests[0]['n'] * tests[0]['positive_rate'])} of {int(tests[0]['n'])} |")
+              + f" | {_positives(tests[0])} |")
     return 0
 
 
