@@ -27,8 +27,9 @@ The planted effects:
   earlier (what Fig. 2(c) measures).
 * **E4** conversion is higher when the sender received the item earlier, higher still if they
   bought it.
-* **E5** rising stars: bursty diffusion and hub attention before an outside demand surge after
-  week 4.
+* **E5** rising stars: bursty diffusion and hub attention in the four weeks before each star's
+  outside demand surge. The surges happen with E5 off too (every star has its own surge week),
+  so a rising star exists either way; E5 is the diffusion that announces it.
 * **E6** hubs share high-appeal items and their receivers convert more.
 * **E7** receivers and items follow the sender's consumption tier.
 * **E8** touch and browse sessions carry the intent of a purchase within 1 hour / 1 day.

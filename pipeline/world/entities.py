@@ -8,8 +8,8 @@
   log-normal around the tier's level; the price index is ``PI = 1 - 1 / (1 + (price/60)^0.8)``,
   monotone and non-linear, in (0, 1). Appeal (a latent purchase propensity) decays with rank.
   Top and leaf categories are hashed, except that the rising-star candidates (every
-  ``rising_every``-th item) take turns over the top categories. Rising stars (E5) and their
-  surge weeks are set here, see ``rising``.
+  ``rising_every``-th item) take turns over the top categories. Rising stars and their surge
+  weeks are set here, see ``rising`` (E5 is the diffusion before the surge, not the surge).
 * **Browses** are organic: a user views an item (Zipf over ranks); the browse converts with
   probability ``sigmoid(base_logit + appeal)``, the *browse model*. With E8 on, its action, page
   and stay carry the intent of a purchase that follows (``touches``).
@@ -79,8 +79,9 @@ def item_attributes(cfg: WorldConfig, iid: Column) -> dict[str, Column]:
         "top_category": top,
         "leaf_category": leaf,
         "appeal": appeal,
-        "rising": star.isNotNull() & F.lit(cfg.on("E5")),
-        "surge_week": F.when(star.isNotNull() & F.lit(cfg.on("E5")), surge_week(cfg, star)),
+        # every star surges; E5 adds the diffusion that announces it (``rising``)
+        "rising": star.isNotNull(),
+        "surge_week": F.when(star.isNotNull(), surge_week(cfg, star)),
     }
 
 

@@ -100,7 +100,7 @@ def _purchases(
     records: DataFrame,
 ) -> DataFrame:
     """(user_id, item_id, t): purchases after browses, by seeds and through share records, and
-    with E5 the outside demand surge."""
+    and the rising stars' outside demand surges (with E5 on or off: E5 is what announces them)."""
     purchases = (
         browse_df.where(F.col("buy_t").isNotNull())
         .select("user_id", "item_id", F.col("buy_t").alias("t"))
@@ -115,8 +115,7 @@ def _purchases(
             )
         )
     )
-    if cfg.on("E5"):
-        purchases = purchases.unionByName(surge(spark, cfg, item_df, purchases))
+    purchases = purchases.unionByName(surge(spark, cfg, item_df, purchases))
     return purchases
 
 

@@ -1,18 +1,20 @@
 """E5, rising stars: bursty diffusion and hub attention before an outside demand surge.
 
-Every ``rising_every``-th item (offset ``137 % rising_every``) is a star candidate; with E5 on
-it is a rising star. Candidate ``j`` (``star_index``) belongs to top category ``j % C`` and
-surges in week ``5 + (j // C) % len(surge_weeks)`` (``surge_week``; weeks from 1, see
-``WorldConfig.surge_weeks``), so every (category, surge week) gets the same number of stars: by
-default as many as the category has top slots after a window.
+Every ``rising_every``-th item (offset ``137 % rising_every``) is a star and surges, with E5
+on or off: E5 is the diffusion before the surge, which is what a model can read. Star ``j``
+(``star_index``) belongs to top category ``j % C`` and surges in week
+``5 + (j // C) % len(surge_weeks)`` (``surge_week``; weeks from 1, see
+``WorldConfig.surge_weeks``), so every (category, surge week) gets the same number of stars:
+by default as many as the category has top slots after a window.
 
-Before its surge week s a star is quiet, then loud: every seed of it that falls before week s
-is moved into two of the four weeks s-4 .. s-1 (per item; the weekly diffusion scale
-fluctuates), and hubs pick stars ``e5_hub_pick`` of their seeds (others ``e5_other_pick``).
-From week s an outside demand surge adds organic purchases so that its sales in weeks s and s+1
-are ``surge_factor`` times those of its top category's best ordinary item over the same two
-weeks (at least 3); the surge keeps going after week s+1 at half strength. So a star is a
-rising star of the window that starts at week s-4: not in the top before, in the top after.
+With E5 on, a star is quiet, then loud before its surge week s: every seed of it that falls
+before week s is moved into two of the four weeks s-4 .. s-1 (per item; the weekly diffusion
+scale fluctuates), and hubs pick stars ``e5_hub_pick`` of their seeds (others
+``e5_other_pick``). From week s an outside demand surge adds organic purchases so that its
+sales in weeks s and s+1 are ``surge_factor`` times those of its top category's best ordinary
+item over the same two weeks (at least 3); the surge keeps going after week s+1 at half
+strength. So a star is a rising star of the window that starts at week s-4: not in the top
+before, in the top after.
 """
 
 from __future__ import annotations
