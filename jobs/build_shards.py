@@ -37,10 +37,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from pipeline import logs, systems
-    from pipeline.lake import Lake
+    from pipeline.lake import InvalidNameError, Lake, check_name
     from pipeline.session import get_spark
 
     logs.configure(args.log_level)
+    try:
+        if getattr(args, "name", None) is not None:  # a task's dataset name becomes folders
+            check_name(args.name, "--name")
+    except InvalidNameError as err:
+        print(f"build_shards: error: {err}", file=sys.stderr)
+        return 2
     spark = get_spark(f"sharecast-build-shards-{args.task}", master=args.master)
     summary = systems.BUILDERS[args.task](spark, Lake(args.lake), args)
     print(json.dumps(summary, indent=2, default=str))

@@ -59,8 +59,14 @@ def run(spark, lake, args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure(args.log_level)
-    from pipeline.lake import Lake
+    from pipeline.lake import InvalidNameError, Lake, check_name
     from pipeline.session import get_spark
+
+    try:
+        check_name(args.name, "--name")  # it becomes folders: refused before Spark starts
+    except InvalidNameError as err:
+        print(f"import_cascades: error: {err}", file=sys.stderr)
+        return 2
 
     spark = get_spark(f"sharecast-import-cascades-{args.name}", master=args.master)
     info = run(spark, Lake(args.lake), args)

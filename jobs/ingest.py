@@ -6,7 +6,9 @@
 
 Prints a JSON summary (read == accepted + quarantined). Re-running with the same run id (by
 default a hash of the input files' names, sizes and mtimes) commits nothing. Exits 2 with a
-one-line error when the input is missing or is not the named format; nothing is committed then.
+one-line error naming the file (never quoting it) when the input is missing, is not the named
+format or cannot be read to its end, or when the lake is not a folder; nothing is committed
+then. CSV and JSON Lines files may be gzip (.gz), bzip2 (.bz2) or zstd (.zst) compressed.
 """
 
 from __future__ import annotations
@@ -54,13 +56,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from pipeline import logs
-    from pipeline.ingest import IngestInputError, check_input, ingest
+    from pipeline.ingest import IngestInputError, check_input, check_lake_location, ingest
     from pipeline.lake import Lake
     from pipeline.schemas import SchemaMismatchError
 
     logs.configure(args.log_level)
     try:
-        # A missing or wrong-format input fails here, before a Spark session is started.
+        # A missing or wrong-format input, or a lake that cannot be a folder, fails here,
+        # before a Spark session is started.
+        check_lake_location(args.lake)
         check_input(args.input, args.format, args.table)
         from pipeline.session import get_spark
 

@@ -4,19 +4,30 @@ Every input record ends up in exactly one of the two tables, so ``read == accept
 quarantined``. A record is quarantined (with its raw text, source file, row number, reason and
 batch id) when
 
-* it cannot be parsed: a CSV line with the wrong number of fields or unbalanced quotes, a JSON
-  line that is not an object;
+* it is not text: a line that is not UTF-8 (``line is not UTF-8 text``; its raw text is kept
+  with the bad bytes replaced by U+FFFD, so that every reader can read the quarantine);
+* it cannot be parsed: a CSV line with the wrong number of fields or an odd number of quotes
+  (a record broken over two lines), a JSON line that is not one object, names a key twice or has
+  text after its closing brace;
 * a value does not have its column's type: ``column ts: 'abc' is not a timestamp``;
 * a key column is null: ``null key column receiver_id``;
-* a rule of its table fails: ``sender_id == receiver_id``, ``amount < 0``, a time outside the
-  bounds (default 2000-01-01 .. now + 1 day), ``action 'foo' not in (view, click, ...)``.
+* a rule of its table fails: ``sender_id == receiver_id``, ``amount < 0``, a negative id
+  (``sender_id < 0``; ids start at 0), a time outside the bounds (default 2000-01-01 .. now + 1
+  day), ``action 'foo' not in (view, click, ...)``.
 
 All reasons of a record are joined with ``; ``. Input that is not the named format at all (binary
-in a CSV, JSON given as Parquet, a CSV without a header naming the required columns), or a path
-that does not exist, raises ``IngestInputError`` before anything is committed.
+in a CSV, JSON given as Parquet, text that is not UTF-8 in its first 64 KB, a CSV without a
+header naming the required columns or with a header naming one twice, compressed data cut
+short), or a path that does not exist, raises ``IngestInputError`` naming the file, never quoting
+it, before anything is committed.
 
 Format notes:
 
+* Paths: Spark reads every path as a glob pattern; the listed files are given to it escaped,
+  and the files it lists back must be exactly those (``a[1].csv`` is never read as ``a1.csv``).
+* Compression: CSV and JSON Lines files named ``.gz``, ``.bz2`` or ``.zst`` are decompressed
+  (zstd by aircompressor's pure-Java codec from Spark's jars, registered for the read: Hadoop's
+  own needs a native library). Row numbers count lines of the decompressed text.
 * CSV: comma-separated, each file starts with a header line naming the columns (any order;
   extra columns are ignored). Records are single lines (no line breaks inside quoted fields).
   ``row_number`` is the physical line number in the file (the header is line 1).
@@ -39,8 +50,10 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -68,6 +81,18 @@ DEFAULT_MIN_TS = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 SNIFF_BYTES = 64 * 1024
 VALUE_SHOWN = 40  # characters of a bad value quoted in a reason
 
+# Compressed text input, by file name: the codec the driver's sniff uses (pyarrow) for each.
+COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}
+UNSUPPORTED_COMPRESSION = (".deflate", ".lz4", ".snappy", ".zstd", ".xz", ".zip", ".br")
+# Hadoop's own .zst codec needs a native library that Spark's distribution lacks; this one is
+# pure Java and ships in Spark's jars (aircompressor). Registered after the built-in codecs,
+# it is the one Hadoop picks for .zst files.
+ZSTD_CODEC = "io.airlift.compress.zstd.ZstdCodec"
+# How Spark names the file it failed to read (a truncated or corrupt compressed file).
+_FAILED_READ = re.compile(r"FAILED_READ_FILE\S*\] Encountered error while reading file (\S+?)\.?\s")
+# Spark reads every path as a Hadoop glob pattern: these characters are escaped.
+GLOB_CHARACTERS = re.compile(r"[\\*?\[\]{}]")
+
 # Table rules beyond types and keys.
 ENUMS: dict[str, dict[str, tuple[str, ...]]] = {
     "browses": {"action": BROWSE_ACTIONS, "page": BROWSE_PAGES},
@@ -81,6 +106,11 @@ NON_NEGATIVE: dict[str, tuple[str, ...]] = {
 DISTINCT: dict[str, tuple[tuple[str, str], ...]] = {
     "shares": (("sender_id", "receiver_id"),),
 }
+
+NOT_UTF8 = "line is not UTF-8 text"
+NOT_UTF8_ROW = "row holds text that is not UTF-8"
+JSON_NOT_OBJECT = "malformed JSON line: not a JSON object"
+JSON_TRAILING = "malformed JSON line: text after the closing brace"
 
 # Internal columns carried beside the data columns.
 RAW_TEXT, SOURCE, ROW, BLANK, PARSE_ERROR, REASON = (
@@ -124,13 +154,19 @@ class Rules:
         schema = RAW[table]
         non_nullable = [f.name for f in schema.fields if not f.nullable]
         required = tuple(dict.fromkeys([*RAW_KEYS[table], *non_nullable]))
+        # Ids are never negative (the generator numbers users and items from 0).
+        ids = [
+            f.name
+            for f in schema.fields
+            if f.name.endswith("_id") and isinstance(f.dataType, T.IntegralType)
+        ]
         now = dt.datetime.now(dt.UTC)
         return cls(
             table=table,
             schema=schema,
             required=required,
             enums=ENUMS.get(table, {}),
-            non_negative=NON_NEGATIVE.get(table, ()),
+            non_negative=tuple(dict.fromkeys([*ids, *NON_NEGATIVE.get(table, ())])),
             distinct=DISTINCT.get(table, ()),
             min_ts=_utc(min_ts or DEFAULT_MIN_TS),
             max_ts=_utc(max_ts or now + dt.timedelta(days=1)),
@@ -185,15 +221,57 @@ def list_input_files(path: str | os.PathLike) -> list[Path]:
     return files
 
 
+def check_lake_location(root: str | os.PathLike) -> None:
+    """IngestInputError unless a local lake root is, or can become, a folder: Spark would
+    otherwise fail only after reading the whole input, with a JVM stack trace."""
+    text = str(root)
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", text) and not text.startswith("file:"):
+        return  # hdfs://, s3a://, ...: the file system answers for itself
+    path = Path(re.sub(r"^file:(//)?", "", text)).absolute()
+    for folder in [path, *path.parents]:
+        if folder.exists():
+            if not folder.is_dir():
+                where = "" if folder == path else f": {folder} is a file"
+                raise IngestInputError(f"lake {path} is not a folder{where}")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise IngestInputError(f"lake {path}: no permission to write in {folder}")
+            return
+
+
 def default_run_id(files: list[Path]) -> str:
     """A digest of the files' names, sizes and modification times: same input, same run id."""
     return run_digest({"files": files_fingerprint(files)})
 
 
+def compression_of(file: Path) -> str | None:
+    """The codec a text input is compressed with, from its name (None: not compressed);
+    IngestInputError for a compression Spark cannot read here."""
+    suffix = Path(file).suffix.lower()
+    if suffix in UNSUPPORTED_COMPRESSION:
+        raise IngestInputError(
+            f"input {file}: {suffix} compression is not supported "
+            f"(use {', '.join(sorted(COMPRESSION))}, or none)"
+        )
+    return COMPRESSION.get(suffix)
+
+
+def _head(file: Path) -> bytes:
+    """The first SNIFF_BYTES of the file's content, decompressed where its name says so."""
+    codec = compression_of(file)
+    if codec is None:
+        with open(file, "rb") as fh:
+            return fh.read(SNIFF_BYTES)
+    try:
+        with pa.input_stream(str(file), compression=codec) as stream:
+            return stream.read(SNIFF_BYTES)
+    except (OSError, pa.ArrowException):
+        raise IngestInputError(f"input {file} is not readable {codec} data") from None
+
+
 def _first_text(file: Path) -> str:
-    """The file's first bytes as text; IngestInputError if they are not UTF-8 text."""
-    with open(file, "rb") as fh:
-        head = fh.read(SNIFF_BYTES)
+    """The file's first bytes as text; IngestInputError if they are not UTF-8 text. A line
+    further on that is not UTF-8 is quarantined, not refused with the file."""
+    head = _head(file)
     if b"\0" in head:
         raise IngestInputError(f"input {file} is not a text file (it holds NUL bytes)")
     try:
@@ -208,7 +286,7 @@ def _check_columns(file: Path, present: list[str], rules: Rules, fmt: str) -> No
         if name not in present:
             raise SchemaMismatchError(
                 f"input {file}: required column {name!r} is missing from the {fmt} "
-                f"(expected {rules.schema[name].dataType.simpleString()}; found {present})"
+                f"(expected {rules.schema[name].dataType.simpleString()})"
             )
 
 
@@ -219,11 +297,19 @@ def csv_header(file: Path, rules: Rules) -> tuple[str, ...] | None:
         return None
     first = text.splitlines()[0]
     names = tuple(name.strip().strip('"').strip() for name in first.split(","))
+    # The file's own text is never quoted back: the input may be anything a link points to.
     if not set(names) & set(rules.schema.names) or first.lstrip().startswith(("{", "[")):
         raise IngestInputError(
-            f"input {file} is not CSV with a header line: its first line {first[:80]!r} "
-            f"names none of the columns {', '.join(rules.schema.names)}"
+            f"input {file} is not CSV with a header line: its first line names none of the "
+            f"columns {', '.join(rules.schema.names)}"
         )
+    # Spark resolves column names ignoring case: 'ts' and 'TS' are one column to it, and a
+    # table column named twice is ambiguous (other columns are ignored, so they may repeat).
+    table_columns = {name.lower(): name for name in rules.schema.names}
+    folded = [name.lower() for name in names]
+    for key, column in table_columns.items():
+        if folded.count(key) > 1:
+            raise IngestInputError(f"input {file}: the header names column {column!r} twice")
     _check_columns(file, list(names), rules, "CSV header")
     return names
 
@@ -236,8 +322,8 @@ def check_json(file: Path) -> bool:
         return False
     if not first.lstrip().startswith("{"):
         raise IngestInputError(
-            f"input {file} is not JSON Lines (one object per line): its first line is "
-            f"{first[:80]!r}"
+            f"input {file} is not JSON Lines (one object per line): its first line is not "
+            "a JSON object"
         )
     return True
 
@@ -267,16 +353,20 @@ def read_lines(spark: SparkSession, files: list[Path]) -> DataFrame:
 
     A large file is split across tasks, so the line number is the line's position inside its
     split plus the number of lines in the file's earlier splits (a small per-split count).
+    Compressed files (``.gz``, ``.bz2``, ``.zst``) are read decompressed. Spark gets the paths
+    escaped and must list back exactly ``files`` (IngestInputError otherwise).
     """
-    lines = (
+    text = (
         spark.read.option("recursiveFileLookup", "true")
-        .text([str(f) for f in files])
-        .select(
-            F.col("value").alias(RAW_TEXT),
-            F.col("_metadata.file_path").alias("_file"),
-            F.col("_metadata.file_block_start").alias("_block"),
-            F.monotonically_increasing_id().alias("_pos"),  # consecutive inside a split
-        )
+        .option("io.compression.codecs", ZSTD_CODEC)
+        .text([spark_path(f) for f in files])
+    )
+    check_files_read(text, files)
+    lines = text.select(
+        F.col("value").alias(RAW_TEXT),
+        F.col("_metadata.file_path").alias("_file"),
+        F.col("_metadata.file_block_start").alias("_block"),
+        F.monotonically_increasing_id().alias("_pos"),  # consecutive inside a split
     )
     earlier = (
         Window.partitionBy("_file").orderBy("_block").rowsBetween(Window.unboundedPreceding, -1)
@@ -294,6 +384,24 @@ def read_lines(spark: SparkSession, files: list[Path]) -> DataFrame:
     )
 
 
+def spark_path(file: Path) -> str:
+    """The file's absolute path as Spark must be given it: Spark expands every path it reads
+    as a glob pattern, so a name like ``a[1].csv`` would read ``a1.csv`` instead."""
+    return GLOB_CHARACTERS.sub(lambda m: "\\" + m.group(0), os.path.abspath(file))
+
+
+def check_files_read(frame: DataFrame, files: list[Path]) -> None:
+    """IngestInputError unless the files Spark lists for ``frame`` are exactly ``files``."""
+    listed = {os.path.abspath(f) for f in files}
+    found = {unquote(urlparse(uri).path) for uri in frame.inputFiles()}
+    if found != listed:
+        odd = sorted(listed - found) or sorted(found - listed)
+        raise IngestInputError(
+            f"input {odd[0]}: Spark would not read exactly the listed files "
+            f"({len(listed - found)} left out, {len(found - listed)} not listed)"
+        )
+
+
 def _local_path(uri: Column) -> Column:
     """``file:/a%20b/c.csv`` -> ``/a b/c.csv``; other URIs (hdfs://, s3a://) stay as they are."""
     # url_decode is form decoding ('+' -> ' '); a URI's '+' is literal, so protect it first.
@@ -304,14 +412,27 @@ def _local_path(uri: Column) -> Column:
 
 
 def _string_schema(columns: list[str] | tuple[str, ...]) -> str:
-    fields = [f"`{c}` STRING" for c in columns]
+    fields = ["`{}` STRING".format(c.replace("`", "``")) for c in columns]
     return ", ".join([*fields, f"{PARSE_ERROR} STRING"])
+
+
+def _utf8_checked(lines: DataFrame, reason: str) -> DataFrame:
+    """``_raw`` made valid UTF-8 (bad bytes become U+FFFD, so every reader can read the
+    quarantine) and ``_parse_error`` set to ``reason`` where it was not."""
+    raw = F.col(RAW_TEXT)
+    return lines.withColumns(
+        {
+            PARSE_ERROR: F.when(~F.is_valid_utf8(raw), F.lit(reason)),
+            RAW_TEXT: F.make_valid_utf8(raw),
+        }
+    )
 
 
 def parse_csv(lines: DataFrame, header: tuple[str, ...], rules: Rules) -> DataFrame:
     """CSV lines (of files sharing ``header``) -> one string column per table column."""
+    raw = F.col(RAW_TEXT)
     parsed = F.from_csv(
-        F.col(RAW_TEXT),
+        raw,
         _string_schema(header),
         {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": PARSE_ERROR},
     )
@@ -319,38 +440,70 @@ def parse_csv(lines: DataFrame, header: tuple[str, ...], rules: Rules) -> DataFr
         f"malformed CSV line: expected {len(header)} comma-separated fields "
         f"({', '.join(header)}) with balanced quotes"
     )
+    # Spark's parser closes a quote left open at the end of the line, which cuts a record
+    # broken over two lines into two plausible ones: an odd number of quotes is malformed.
+    open_quote = F.length(F.regexp_replace(raw, '[^"]', "")) % 2 == 1
+    malformed = F.col(f"_parsed.{PARSE_ERROR}").isNotNull() | open_quote
     return (
-        lines.where(F.col(ROW) > 1)  # line 1 is the header
+        _utf8_checked(lines.where(F.col(ROW) > 1), NOT_UTF8)  # line 1 is the header
         .withColumn("_parsed", parsed)
         .select(
             RAW_TEXT,
             SOURCE,
             ROW,
-            (F.trim(F.col(RAW_TEXT)) == "").alias(BLANK),
-            F.when(F.col(f"_parsed.{PARSE_ERROR}").isNotNull(), F.lit(reason)).alias(PARSE_ERROR),
+            (F.trim(raw) == "").alias(BLANK),
+            F.coalesce(PARSE_ERROR, F.when(malformed, F.lit(reason))).alias(PARSE_ERROR),
             *_data_columns("_parsed", header, rules),
         )
     )
 
 
 def parse_json(lines: DataFrame, rules: Rules) -> DataFrame:
-    """JSON Lines -> one string column per table column (nested values as their JSON)."""
+    """JSON Lines -> one string column per table column (nested values as their JSON).
+
+    Spark's JSON parser keeps the last of two equal keys and stops after the first object of a
+    line; both are malformed lines here.
+    """
+    raw = F.col(RAW_TEXT)
+    text = F.regexp_replace(raw, "^\ufeff", "")  # a byte order mark starting the file
     names = rules.schema.names
     parsed = F.from_json(
-        F.col(RAW_TEXT),
+        text,
         _string_schema(names),
         {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": PARSE_ERROR},
     )
-    return lines.withColumn("_parsed", parsed).select(
-        RAW_TEXT,
-        SOURCE,
-        ROW,
-        (F.trim(F.col(RAW_TEXT)) == "").alias(BLANK),
-        F.when(
-            F.col(f"_parsed.{PARSE_ERROR}").isNotNull(),
-            F.lit("malformed JSON line: not a JSON object"),
-        ).alias(PARSE_ERROR),
-        *_data_columns("_parsed", names, rules),
+    keys = F.json_object_keys(text)
+    twice = F.filter(keys, lambda key: F.size(F.filter(keys, lambda other: other == key)) > 1)
+    # `[<line>,"<md5 of the line>"]` has the digest as its second element exactly when the
+    # line is one JSON value and nothing more: text after the object either breaks the array
+    # or becomes its second element (which cannot be the digest of a text holding it). Parsed
+    # by from_json, with the same leniency (NaN, single quotes) as the record itself.
+    digest = F.md5(text)
+    wrapped = F.concat(F.lit("["), text, F.lit(',"'), digest, F.lit('"]'))
+    closed = F.coalesce(F.get(F.from_json(wrapped, "array<string>"), 1) == digest, F.lit(False))
+    reason = (
+        F.when(F.col(f"_parsed.{PARSE_ERROR}").isNotNull(), F.lit(JSON_NOT_OBJECT))
+        .when(
+            F.size(twice) > 0,
+            F.concat(
+                F.lit("malformed JSON line: key '"),
+                _shown(F.get(twice, 0)),
+                F.lit("' appears twice"),
+            ),
+        )
+        .when(~closed, F.lit(JSON_TRAILING))
+    )
+    return (
+        _utf8_checked(lines, NOT_UTF8)
+        .withColumn("_parsed", parsed)
+        .select(
+            RAW_TEXT,
+            SOURCE,
+            ROW,
+            (F.trim(raw) == "").alias(BLANK),
+            F.coalesce(PARSE_ERROR, reason).alias(PARSE_ERROR),
+            *_data_columns("_parsed", names, rules),
+        )
     )
 
 
@@ -364,7 +517,8 @@ def _data_columns(struct: str, present, rules: Rules) -> list[Column]:
 def read_parquet(spark: SparkSession, files: list[Path], rules: Rules) -> DataFrame:
     """Parquet rows -> the table's columns, as stored where the type matches, else as strings
     (validated like text). ``_raw`` is the row as JSON."""
-    frame = spark.read.parquet(*[str(f) for f in files])
+    frame = spark.read.parquet(*[spark_path(f) for f in files])
+    check_files_read(frame, files)
     have = {f.name: f.dataType for f in frame.schema.fields}
     columns = []
     for target in rules.schema.fields:
@@ -374,12 +528,13 @@ def read_parquet(spark: SparkSession, files: list[Path], rules: Rules) -> DataFr
             columns.append(F.col(f"`{target.name}`"))
         else:
             columns.append(F.col(f"`{target.name}`").cast("string").alias(target.name))
+    as_json = F.to_json(F.struct(*[F.col(f"`{c}`") for c in frame.columns]))
     return frame.select(
-        F.to_json(F.struct(*[F.col(f"`{c}`") for c in frame.columns])).alias(RAW_TEXT),
+        F.make_valid_utf8(as_json).alias(RAW_TEXT),
         _local_path(F.col("_metadata.file_path")).alias(SOURCE),
         (F.col("_metadata.row_index") + 1).alias(ROW),
         F.lit(False).alias(BLANK),
-        F.lit(None).cast("string").alias(PARSE_ERROR),
+        F.when(~F.is_valid_utf8(as_json), F.lit(NOT_UTF8_ROW)).alias(PARSE_ERROR),
         *columns,
     )
 
@@ -579,6 +734,63 @@ def _strings_where_mixed(part: DataFrame, parts: list[DataFrame]) -> DataFrame:
     )
 
 
+def count_records(
+    validated: DataFrame, files: list[Path]
+) -> tuple[int, int, int, dict[str, int]]:
+    """(blank lines, records read, accepted, quarantined per kind of reason) of a validated
+    input; IngestInputError if Spark read a file that is not one of ``files``."""
+    # The only rows that reach the driver: counts per file and kind of reason, with the quoted
+    # values masked so that their number stays small whatever the data holds.
+    kind = F.regexp_replace(F.col(REASON), r"'[^']*'", "'...'")
+    counts = _collect_input_errors_named(
+        validated.groupBy(
+            F.col(SOURCE).alias("source"), F.col(BLANK).alias("blank"), kind.alias("kind")
+        ).agg(F.count(F.lit(1)).alias("n"))
+    )
+    listed = {os.path.abspath(f) for f in files}
+    unlisted = sorted({r["source"] for r in counts} - listed)
+    if unlisted:
+        raise IngestInputError(f"input {unlisted[0]}: read by Spark but not listed")
+    blank = sum(r["n"] for r in counts if r["blank"])
+    read = sum(r["n"] for r in counts if not r["blank"])
+    accepted = sum(r["n"] for r in counts if not r["blank"] and r["kind"] is None)
+    reasons: dict[str, int] = {}
+    for r in counts:  # one row per (file, kind): summed over the files
+        if r["kind"] is not None:
+            reasons[r["kind"]] = reasons.get(r["kind"], 0) + r["n"]
+    return blank, read, accepted, reasons
+
+
+def _collect_input_errors_named(frame: DataFrame) -> list:
+    """``frame.collect()``, with a file Spark could not read to its end (a truncated or corrupt
+    compressed file) raised as IngestInputError naming the file."""
+    try:
+        return frame.collect()
+    except Exception as error:  # noqa: BLE001 - Spark's read failures mapped, others re-raised
+        text = str(error)
+        match = _FAILED_READ.search(text)
+        if match is None:
+            raise
+        path = unquote(urlparse(match.group(1)).path)
+        cause = _root_cause(error)
+        raise IngestInputError(f"input {path} could not be read ({cause})") from None
+
+
+def _root_cause(error: BaseException) -> str:
+    """The JVM root cause of a PySpark error as ``Class: message`` (first line only)."""
+    java = getattr(error, "java_exception", None) or getattr(error, "_java_exception", None)
+    try:
+        while java is not None and java.getCause() is not None:
+            java = java.getCause()
+        if java is None:
+            return type(error).__name__
+        message = (java.getMessage() or "").splitlines()
+        name = java.getClass().getSimpleName()
+        return f"{name}: {message[0][:120]}" if message else name
+    except Exception:  # noqa: BLE001 - a dead gateway must not hide the original error
+        return type(error).__name__
+
+
 def _reconcile(what: str, got: int, expected: int) -> None:
     # Not a bare assert: this must hold under python -O too.
     if got != expected:
@@ -612,18 +824,7 @@ def ingest(
 
     validated = read_validated(spark, files, fmt, rules).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        # The only rows that reach the driver: counts per kind of reason, with the quoted
-        # values masked so that their number stays small whatever the data holds.
-        kind = F.regexp_replace(F.col(REASON), r"'[^']*'", "'...'")
-        counts = (
-            validated.groupBy(F.col(BLANK).alias("blank"), kind.alias("kind"))
-            .agg(F.count(F.lit(1)).alias("n"))
-            .collect()
-        )
-        blank = sum(r["n"] for r in counts if r["blank"])
-        read = sum(r["n"] for r in counts if not r["blank"])
-        accepted = sum(r["n"] for r in counts if not r["blank"] and r["kind"] is None)
-        reasons = {r["kind"]: r["n"] for r in counts if r["kind"] is not None}
+        blank, read, accepted, reasons = count_records(validated, files)
         quarantined = sum(reasons.values())
         _reconcile("records", read, accepted + quarantined)
 

@@ -43,6 +43,31 @@ TXN_VERSION = 1  # each app id commits once: Delta skips a write whose app id ho
 DEFAULT_RETAIN_HOURS = 168.0  # Delta's own default deletedFileRetentionDuration (7 days)
 HISTORY_LOOKBACK = 100  # commits searched for a write's own (concurrent writers included)
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+# One path segment: no separators, no "." or "..", nothing a shell, a URI or a glob reads
+# specially. Table names start with a letter or digit (never "_delta_log" or a hidden name).
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+NAME_MAX = 128  # a dataset name leaves room for the suffixes of its tables (``_manifest``)
+SEGMENT_MAX = 255  # what file systems allow in one folder name
+
+
+class InvalidNameError(ValueError):
+    """A table, dataset or folder name that is not one safe path segment under the lake."""
+
+
+def check_name(
+    name: str, what: str = "name", *, hidden: bool = False, max_length: int = NAME_MAX
+) -> str:
+    """``name`` when it is one path segment of letters, digits, ``_``, ``-`` and ``.``
+    (starting with a letter or digit, or also ``_`` when ``hidden``; ``max_length`` characters
+    at most); ``InvalidNameError`` naming it otherwise. Every name that becomes a folder of the
+    lake passes here, so none can leave it."""
+    bare = name.lstrip("_") if hidden and isinstance(name, str) else name
+    if not isinstance(bare, str) or not _SAFE_NAME.fullmatch(bare) or len(name) > max_length:
+        raise InvalidNameError(
+            f"{what} {name!r} is not allowed: use one path segment of at most {max_length} "
+            "letters, digits, '_', '-' and '.', starting with a letter or digit"
+        )
+    return name
 
 
 class ConcurrentWriteError(RuntimeError):
@@ -116,10 +141,15 @@ class Lake:
         """The table's location: an absolute local path, or a URI under the lake's."""
         if layer not in LAYERS:
             raise ValueError(f"unknown layer {layer!r}; expected one of {LAYERS}")
+        for segment in str(table).split("/"):  # nested names: shards/ndm/<dataset>
+            check_name(segment, f"table name {table!r}: segment", max_length=SEGMENT_MAX)
         return f"{self.root}/{layer}/{table}"
 
     def location(self, *parts: str) -> str:
-        """Any location under the lake's root (scratch folders, for example)."""
+        """Any location under the lake's root (scratch folders, for example); each part is
+        one path segment (``check_name``, a leading ``_`` allowed)."""
+        for part in parts:
+            check_name(part, "lake folder name", hidden=True)
         return "/".join([self.root, *parts])
 
     # -- table state -------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from models import lakeio
-from pipeline.lake import ConcurrentWriteError, Lake
+from pipeline.lake import ConcurrentWriteError, InvalidNameError, Lake
 from pipeline.schemas import SchemaMismatchError
 from tests.conftest import duckdb_with_delta
 
@@ -346,3 +346,19 @@ def test_odd_characters_in_the_lake_path(spark, tmp_path, log_reader):
 def test_unknown_layer_is_refused(lake):
     with pytest.raises(ValueError, match="layer"):
         lake.path("bronze", "x")
+
+
+def test_names_that_leave_the_lake_are_refused(spark, lake):
+    bad = ["../x", "ndm/../../x", "/etc", "ndm//x", "", ".", "ndm/.hidden", "a b", "x\ny",
+           "ndm/x/_delta_log"]
+    for table in bad:
+        with pytest.raises(InvalidNameError, match="table name"):
+            lake.path("shards", table)
+        with pytest.raises(InvalidNameError):
+            lake.write_arrow(pa.table({"a": [1]}), "shards", table, app_id="x")
+    for part in ["..", "../../x", "a/b", ""]:
+        with pytest.raises(InvalidNameError):
+            lake.location("_scratch", part)
+    assert lake.path("shards", "ndm/irvine_users").endswith("/shards/ndm/irvine_users")
+    assert lake.location("_scratch", "world-0a1b").endswith("/_scratch/world-0a1b")
+    assert lake.tables() == []

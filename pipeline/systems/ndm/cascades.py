@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 
 from contracts import ndm as contract
 from pipeline.ingest import RAW_TEXT, ROW, SOURCE, read_lines
+from pipeline.lake import check_name
 from pipeline.schemas import spark_schema
 
 #: One row per cascade, as ``contracts.ndm.CASCADES`` declares.
@@ -204,6 +205,7 @@ def write_cascade_shards(
 ) -> tuple[list, dict]:
     """Commit ``shards/ndm/<name>`` and its user map (overwrite); return the commits and a
     summary read back from the committed snapshot: cascades and events per split, n_users."""
+    check_name(name, "dataset name")
     table = contract.cascades_table(name)
     commits = [
         lake.write(cascades, "shards", table, mode="overwrite", app_id=app_id,
@@ -257,6 +259,7 @@ def import_to_lake(
     """
     from pipeline.schemas import QUARANTINE
 
+    check_name(name, "dataset name")  # before any Spark work: the name becomes folders
     app_id = f"import_cascades-{name}-{run_id}"
     cascades, users, quarantine, counts = import_cascades(
         spark, train, test, val_fraction=val_fraction, seed=seed, batch_id=run_id,
