@@ -24,6 +24,7 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -185,6 +186,33 @@ def parse_options(
                 f"{owner} option {key}={value!r}: expected {_type_name(tp)}"
             ) from None
     return schema(**kwargs)
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """``batch`` (tensors, PyG batches, and dicts, lists or tuples of them) on ``device``."""
+    if isinstance(batch, torch.Tensor) or hasattr(batch, "to"):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+@torch.no_grad()
+def predict_in_batches(
+    task: Task, model: ShardModel, examples: Sequence[Any], device: torch.device, size: int
+) -> np.ndarray:
+    """``model.predict`` over ``examples`` in batches of ``size`` (collated by ``task``), in
+    eval mode, the model's mode restored after; float32 scores in the examples' order."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(examples), size):
+        batch = to_device(task.collate(list(examples[start:start + size])), device)
+        out.append(model.predict(batch).detach().float().cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
 
 def _import_all() -> None:

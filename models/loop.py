@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from models.base import ShardModel, Task, get_model, get_task
+from models.base import ShardModel, Task, get_model, get_task, to_device
 from models.checkpoint import (
     BEST,
     CHECKPOINT,
@@ -70,16 +70,6 @@ def build(cfg: TrainConfig, model_config: dict[str, Any] | None = None):
         mcfg = model_cls.make_config(model_opts)
     model = model_cls(mcfg, task.meta())
     return task, model
-
-
-def to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor) or hasattr(batch, "to"):
-        return batch.to(device)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
 
 
 def warmup_rate(step: int, warmup: int) -> float:

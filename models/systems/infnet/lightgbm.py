@@ -8,11 +8,12 @@ from __future__ import annotations
 import dataclasses
 
 from models.base import register_model
-from models.systems.infnet.lr import SklearnBaseline
+from models.baselines import lightgbm_classifier
+from models.systems.infnet.lr import InfNetSklearn
 
 
 @register_model("infnet", "lightgbm")
-class LightGBMBaseline(SklearnBaseline):
+class LightGBMBaseline(InfNetSklearn):
     """Args (``Config``): n_estimators (200), learning_rate (0.05), num_leaves (31),
     min_child_samples (20), seed (0).
 
@@ -28,15 +29,4 @@ class LightGBMBaseline(SklearnBaseline):
         seed: int = 0
 
     def make_estimator(self):
-        from lightgbm import LGBMClassifier
-
-        c = self.config
-        return LGBMClassifier(
-            n_estimators=c.n_estimators,
-            learning_rate=c.learning_rate,
-            num_leaves=c.num_leaves,
-            min_child_samples=c.min_child_samples,
-            random_state=c.seed,
-            n_jobs=1,
-            verbose=-1,
-        )
+        return lightgbm_classifier(self.config)

@@ -33,7 +33,7 @@ from torch_geometric.data import Batch, Data
 from contracts import check_schema
 from contracts import infnet as contract
 from models import lakeio
-from models.base import OptionError, ShardModel, Task, register_task
+from models.base import OptionError, ShardModel, Task, predict_in_batches, register_task
 
 #: The shard columns this reader uses (a projection of ``contracts.infnet.SHARD``).
 READ = pa.schema([contract.SHARD.field(name) for name in (
@@ -249,19 +249,10 @@ class InfNetTask(Task):
     def collate(self, examples: list[InfNetExample]) -> dict[str, Any]:
         return collate_examples(examples, self.manifest()["num_weeks"])
 
-    @torch.no_grad()
     def scores(
         self, model: ShardModel, examples: Sequence[InfNetExample], device: torch.device
     ) -> np.ndarray:
-        size = self.options.eval_batch_size
-        was_training = model.training
-        model.eval()
-        out = []
-        for start in range(0, len(examples), size):
-            batch = to_device(self.collate(list(examples[start:start + size])), device)
-            out.append(model.predict(batch).detach().float().cpu().numpy())
-        model.train(was_training)
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+        return predict_in_batches(self, model, examples, device, self.options.eval_batch_size)
 
     def example_scores(
         self, model: ShardModel, examples: Sequence[InfNetExample], device: torch.device
@@ -279,7 +270,3 @@ class InfNetTask(Task):
         y = np.array([ex.label for ex in examples], dtype=np.int64)
         cold = np.array([ex.cold for ex in examples], dtype=bool)
         return binary_metrics(y, score, cold)
-
-
-def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}

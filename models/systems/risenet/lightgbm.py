@@ -13,7 +13,6 @@ a collated batch, so the trainer's scoring path needs nothing else.
 from __future__ import annotations
 
 import dataclasses
-import pickle
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +22,7 @@ from torch_geometric.utils import scatter
 
 from contracts import risenet as contract
 from models.base import Task, register_model
-from models.systems.infnet.lr import SklearnBaseline
+from models.baselines import SklearnBaseline, lightgbm_classifier
 
 HUB = contract.USER_FEATURES.index("hub")
 TIE_STRENGTH = contract.EDGE_FEATURES.index("tie_strength")
@@ -115,38 +114,20 @@ class LightGBMBaseline(SklearnBaseline):
         seed: int = 0
 
     def make_estimator(self):
-        from lightgbm import LGBMClassifier
-
         c = self.config
         balance = (
             {"scale_pos_weight": c.scale_pos_weight} if c.scale_pos_weight > 0
             else {"is_unbalance": True}
         )
-        return LGBMClassifier(
-            n_estimators=c.n_estimators,
-            learning_rate=c.learning_rate,
-            num_leaves=c.num_leaves,
-            min_child_samples=c.min_child_samples,
-            random_state=c.seed,
-            n_jobs=1,
-            verbose=-1,
-            **balance,
-        )
+        return lightgbm_classifier(c, **balance)
 
-    def fit(self, examples: Sequence[Any], task: Task) -> None:
-        x = example_features(examples)
-        y = np.array([ex.label for ex in examples], dtype=np.int64)
-        if len(set(y.tolist())) < 2:
-            raise ValueError(f"{self.name}: the training split holds a single class")
-        self.estimator = self.make_estimator().fit(
-            x, y, feature_name=feature_names(len(examples[0].users)),
-            categorical_feature=[x.shape[1] - 1],
-        )
-        blob = pickle.dumps(self.estimator)
-        self.fitted = torch.frombuffer(bytearray(blob), dtype=torch.uint8)
+    def train_features(self, examples: Sequence[Any], task: Task):
+        return example_features(examples), np.array([ex.label for ex in examples],
+                                                    dtype=np.int64)
 
-    def predict(self, batch: dict[str, Any]) -> torch.Tensor:
-        if self.estimator is None:
-            raise RuntimeError(f"{self.name}: call fit() first")
-        proba = self.estimator.predict_proba(batch_features(batch))[:, 1]
-        return torch.from_numpy(proba).float().to(batch["y"].device)
+    def batch_features(self, batch: dict[str, Any]) -> np.ndarray:
+        return batch_features(batch)
+
+    def fit_kwargs(self, x: np.ndarray) -> dict[str, Any]:
+        weeks = (x.shape[1] - 1) // (len(contract.ITEM_FEATURES) + len(GRAPH_STATS))
+        return {"feature_name": feature_names(weeks), "categorical_feature": [x.shape[1] - 1]}

@@ -45,7 +45,7 @@ from torch_geometric.data import Batch, Data
 from contracts import ContractError, check_schema
 from contracts import risenet as contract
 from models import lakeio
-from models.base import OptionError, ShardModel, Task, register_task
+from models.base import OptionError, ShardModel, Task, predict_in_batches, register_task
 
 #: The shard columns this reader uses (a projection of ``contracts.risenet.SHARD``).
 READ = pa.schema([contract.SHARD.field(name) for name in (
@@ -260,16 +260,6 @@ def _ranking(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
             "auc_roc": float(roc_auc_score(y, score))}
 
 
-def to_device(batch: Any, device: torch.device) -> Any:
-    if hasattr(batch, "to"):
-        return batch.to(device)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, list):
-        return [to_device(v, device) for v in batch]
-    return batch
-
-
 def keep_negatives(table: pa.Table, fraction: float) -> pa.Array:
     """Mask keeping every positive and a fixed ``fraction`` of the negatives, chosen by a hash
     of (item_id, window_start) so every seed and rank sees the same subset."""
@@ -403,19 +393,10 @@ class RiseNetTask(Task):
     def collate(self, examples: list[RiseNetExample]) -> dict[str, Any]:
         return collate_examples(examples)
 
-    @torch.no_grad()
     def scores(
         self, model: ShardModel, examples: Sequence[RiseNetExample], device: torch.device
     ) -> np.ndarray:
-        size = self.options.eval_batch_size
-        was_training = model.training
-        model.eval()
-        out = []
-        for start in range(0, len(examples), size):
-            batch = to_device(self.collate(list(examples[start:start + size])), device)
-            out.append(model.predict(batch).detach().float().cpu().numpy())
-        model.train(was_training)
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+        return predict_in_batches(self, model, examples, device, self.options.eval_batch_size)
 
     def example_scores(
         self, model: ShardModel, examples: Sequence[RiseNetExample], device: torch.device
