@@ -718,7 +718,9 @@ def manifest(shards: DataFrame, capped: DataFrame, facts: dict, cfg: InfNetShard
 @register("infnet", arguments=add_arguments)
 def build(spark: SparkSession, lake: Lake, args: argparse.Namespace) -> dict:
     cfg = InfNetShardConfig.from_args(args)
-    run_id = args.run_id or run_digest(asdict(cfg))
+    # the raw tables' versions too: shards of a regenerated world are new shards
+    versions = {t: lake.version("raw", t) for t in ("shares", "purchases", "items")}
+    run_id = args.run_id or run_digest({"config": asdict(cfg), "raw": versions})
     app_id = f"build_shards-infnet-{run_id}"
     started = time.perf_counter()
     steps = Steps()
