@@ -128,3 +128,42 @@ def test_nothing_from_after_the_observed_weeks(spark, built):
 def test_bad_windows_are_named(spark):
     with pytest.raises(ValueError, match="test window starting in week 8 needs weeks 8..13"):
         build(spark, RiseNetShardConfig(**{**CFG.__dict__, "test_window": 8}))
+
+
+@pytest.mark.slow
+def test_build_shards_job_then_training_on_a_generated_world(spark, lake, monkeypatch, capsys,
+                                                             tmp_path):
+    """``jobs.build_shards --task risenet`` on a small 12-week generated world: the contract's
+    schema as the trainer reads it, a manifest whose counts are the rows', every window's
+    positives, and ``models.train --task risenet`` on them."""
+    import json
+
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+
+    from contracts import check_schema
+    from contracts.risenet import SHARD
+    from jobs import build_shards
+    from models.config import TrainConfig
+    from models.loop import train
+    from pipeline import schemas
+    from pipeline.world import WorldConfig, generate
+
+    monkeypatch.setattr("pipeline.session.get_spark", lambda *a, **k: spark)
+    world = WorldConfig(share_records=20_000, seed=5)
+    tables = generate(spark, world, lake.location("_scratch", "small"), progress=lambda m: None)
+    for name in ("shares", "purchases", "items", "users"):  # what the builder reads
+        lake.write(tables[name], "raw", name, partition_by=schemas.RAW_PARTITIONS.get(name),
+                   app_id="small-world")
+    assert build_shards.main(["--lake", lake.root, "--task", "risenet", "--run-id", "small",
+                              "--min-records", "2"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    shards = DeltaTable(lake.path("shards", "risenet")).to_pyarrow_table()
+    check_schema("shards/risenet", shards.schema, SHARD)
+    per_split = {v["values"]: v["counts"] for v in pc.value_counts(shards["split"]).to_pylist()}
+    assert {s: sum(c.values()) for s, c in summary["counts"].items()} == per_split
+    # 500 items in 10 categories: one top slot per category and window, filled by a star
+    assert all(int(c.get("1", 0)) >= 5 for c in summary["windows"].values())
+    result = train(TrainConfig(lake=lake.root, task="risenet", model="risenet", epochs=2,
+                               out=str(tmp_path / "run"), run_id="small", threads=1))
+    assert 0 <= result["metrics"]["test"]["f1"] <= 1
