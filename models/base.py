@@ -215,6 +215,16 @@ def predict_in_batches(
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
 
+def binary_scores(ids: Sequence[int], labels: Sequence[int], scores: np.ndarray
+                  ) -> dict[str, np.ndarray]:
+    """What ``Task.example_scores`` returns for a binary task, in the trainer's dtypes."""
+    return {
+        "example_id": np.asarray(ids, dtype=np.int64),
+        "label": np.asarray(labels, dtype=np.int32),
+        "score": np.asarray(scores, dtype=np.float64),
+    }
+
+
 def _import_all() -> None:
     """Import every module under ``models.systems`` (tasks and models register on import)."""
     import importlib

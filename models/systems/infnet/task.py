@@ -33,7 +33,14 @@ from torch_geometric.data import Batch, Data
 from contracts import check_schema
 from contracts import infnet as contract
 from models import lakeio
-from models.base import OptionError, ShardModel, Task, predict_in_batches, register_task
+from models.base import (
+    OptionError,
+    ShardModel,
+    Task,
+    binary_scores,
+    predict_in_batches,
+    register_task,
+)
 
 #: The shard columns this reader uses (a projection of ``contracts.infnet.SHARD``).
 READ = pa.schema([contract.SHARD.field(name) for name in (
@@ -257,11 +264,8 @@ class InfNetTask(Task):
     def example_scores(
         self, model: ShardModel, examples: Sequence[InfNetExample], device: torch.device
     ) -> dict[str, np.ndarray]:
-        return {
-            "example_id": np.array([ex.query_id for ex in examples], dtype=np.int64),
-            "label": np.array([ex.label for ex in examples], dtype=np.int32),
-            "score": self.scores(model, examples, device).astype(np.float64),
-        }
+        return binary_scores([ex.query_id for ex in examples], [ex.label for ex in examples],
+                             self.scores(model, examples, device))
 
     def evaluate(
         self, model: ShardModel, examples: Sequence[InfNetExample], device: torch.device

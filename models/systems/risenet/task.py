@@ -45,7 +45,14 @@ from torch_geometric.data import Batch, Data
 from contracts import ContractError, check_schema
 from contracts import risenet as contract
 from models import lakeio
-from models.base import OptionError, ShardModel, Task, predict_in_batches, register_task
+from models.base import (
+    OptionError,
+    ShardModel,
+    Task,
+    binary_scores,
+    predict_in_batches,
+    register_task,
+)
 
 #: The shard columns this reader uses (a projection of ``contracts.risenet.SHARD``).
 READ = pa.schema([contract.SHARD.field(name) for name in (
@@ -401,11 +408,8 @@ class RiseNetTask(Task):
     def example_scores(
         self, model: ShardModel, examples: Sequence[RiseNetExample], device: torch.device
     ) -> dict[str, np.ndarray]:
-        return {
-            "example_id": np.array([ex.example_id for ex in examples], dtype=np.int64),
-            "label": np.array([ex.label for ex in examples], dtype=np.int32),
-            "score": self.scores(model, examples, device).astype(np.float64),
-        }
+        return binary_scores([ex.example_id for ex in examples], [ex.label for ex in examples],
+                             self.scores(model, examples, device))
 
     def evaluate(
         self, model: ShardModel, examples: Sequence[RiseNetExample], device: torch.device
