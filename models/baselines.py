@@ -6,6 +6,7 @@ batches become a feature matrix; fitting, the checkpoint round trip and scoring 
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from collections.abc import Sequence
 from typing import Any
@@ -68,6 +69,17 @@ class SklearnBaseline(ShardModel):
 
     def loss(self, batch: dict[str, Any]) -> torch.Tensor:
         raise RuntimeError(f"{self.name} is fitted in one shot (trainable = False)")
+
+
+@dataclasses.dataclass
+class LightGBMConfig:
+    """The gradient-boosting settings every system's LightGBM baseline takes."""
+
+    n_estimators: int = 200
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_child_samples: int = 20
+    seed: int = 0
 
 
 def lightgbm_classifier(config: Any, **extra: Any):

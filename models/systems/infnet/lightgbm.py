@@ -5,10 +5,8 @@ Gradient-boosted trees :math:`y' = \\sigma(\\sum_m f_m(\\phi(q)))` in place of t
 
 from __future__ import annotations
 
-import dataclasses
-
 from models.base import register_model
-from models.baselines import lightgbm_classifier
+from models.baselines import LightGBMConfig, lightgbm_classifier
 from models.systems.infnet.lr import InfNetSklearn
 
 
@@ -20,13 +18,7 @@ class LightGBMBaseline(InfNetSklearn):
     Shapes: predict(batch) -> (Q,) probabilities.
     """
 
-    @dataclasses.dataclass
-    class Config:
-        n_estimators: int = 200
-        learning_rate: float = 0.05
-        num_leaves: int = 31
-        min_child_samples: int = 20
-        seed: int = 0
+    Config = LightGBMConfig
 
     def make_estimator(self):
         return lightgbm_classifier(self.config)

@@ -22,7 +22,7 @@ from torch_geometric.utils import scatter
 
 from contracts import risenet as contract
 from models.base import Task, register_model
-from models.baselines import SklearnBaseline, lightgbm_classifier
+from models.baselines import LightGBMConfig, SklearnBaseline, lightgbm_classifier
 
 HUB = contract.USER_FEATURES.index("hub")
 TIE_STRENGTH = contract.EDGE_FEATURES.index("tie_strength")
@@ -104,14 +104,9 @@ class LightGBMBaseline(SklearnBaseline):
     """
 
     @dataclasses.dataclass
-    class Config:
-        n_estimators: int = 200
-        learning_rate: float = 0.05
-        num_leaves: int = 31
-        min_child_samples: int = 20
+    class Config(LightGBMConfig):
         #: weight of the positive class; 0 lets LightGBM balance the classes (is_unbalance)
         scale_pos_weight: float = 0.0
-        seed: int = 0
 
     def make_estimator(self):
         c = self.config
