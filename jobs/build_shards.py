@@ -36,7 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from pipeline import logs, systems
+    from pipeline import batches, logs, systems
+    from pipeline.faults import failpoint
     from pipeline.lake import InvalidNameError, Lake, check_name
     from pipeline.session import get_spark
 
@@ -48,7 +49,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"build_shards: error: {err}", file=sys.stderr)
         return 2
     spark = get_spark(f"sharecast-build-shards-{args.task}", master=args.master)
-    summary = systems.BUILDERS[args.task](spark, Lake(args.lake), args)
+    lake = Lake(args.lake)
+    # Shards read raw tables: say (in the log and the summary) if a batch there is not whole.
+    unwhole = [b.to_dict() for b in batches.checked(spark, lake) if b.state != "whole"]
+    summary = systems.BUILDERS[args.task](spark, lake, args)
+    failpoint("build_shards.committed", spark)
+    if unwhole:
+        summary = {**summary, "batches_not_whole": unwhole}
     print(json.dumps(summary, indent=2, default=str))
     return 0
 

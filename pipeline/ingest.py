@@ -63,8 +63,11 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from contracts.runs import files_fingerprint, run_digest
+from pipeline import batches
+from pipeline.faults import failpoint
 from pipeline.lake import Lake
 from pipeline.schemas import (
+    BATCH_ID,
     BROWSE_ACTIONS,
     BROWSE_PAGES,
     QUARANTINE,
@@ -73,7 +76,7 @@ from pipeline.schemas import (
     RAW_PARTITIONS,
     TOUCH_EVENTS,
     SchemaMismatchError,
-    with_partitions,
+    stored_schema,
 )
 
 FORMATS = ("csv", "json", "parquet")
@@ -635,10 +638,12 @@ def validate(parsed: DataFrame, rules: Rules) -> DataFrame:
     )
 
 
-def accepted_rows(validated: DataFrame, table: str) -> DataFrame:
-    """The accepted records in the stored schema of ``raw/<table>`` (with partition columns)."""
-    schema = with_partitions(table, RAW[table])
+def accepted_rows(validated: DataFrame, table: str, batch_id: str) -> DataFrame:
+    """The accepted records in the stored schema of ``raw/<table>`` (batch id and partition
+    columns included)."""
+    schema = stored_schema(table)
     rows = validated.where(F.col(REASON).isNull() & ~F.col(BLANK))
+    rows = rows.withColumn(BATCH_ID, F.lit(batch_id))
     if "week_start" in RAW_PARTITIONS.get(table, []):
         rows = rows.withColumn("week_start", F.to_date(F.date_trunc("week", F.col("ts"))))
     return rows.select(*[F.col(f.name).cast(f.dataType) for f in schema.fields])
@@ -791,6 +796,14 @@ def _root_cause(error: BaseException) -> str:
         return type(error).__name__
 
 
+def _version_of(lake: Lake, layer: str, table: str, app_id: str, result) -> int | None:
+    """The version ``app_id`` committed to the table (also when this run skipped it)."""
+    if result.version is not None:
+        return result.version
+    commit = lake.commit_result(layer, table, app_id)
+    return None if commit is None else commit.version
+
+
 def _reconcile(what: str, got: int, expected: int) -> None:
     # Not a bare assert: this must hold under python -O too.
     if got != expected:
@@ -828,14 +841,17 @@ def ingest(
         quarantined = sum(reasons.values())
         _reconcile("records", read, accepted + quarantined)
 
+        # The batch's three commits, in this order: a kill between them leaves a batch
+        # without its ledger row, which pipeline.batches reports as incomplete.
         raw_result = lake.write(
-            accepted_rows(validated, table),
+            accepted_rows(validated, table, run_id),
             "raw",
             table,
             partition_by=RAW_PARTITIONS.get(table, []),
             app_id=app_id,
-            expected_schema=with_partitions(table, RAW[table]),
+            expected_schema=stored_schema(table),
         )
+        failpoint("ingest.raw-committed", spark)
         quarantine_result = lake.write(
             quarantine_rows(validated, run_id, ingested_at),
             "quarantine",
@@ -843,6 +859,7 @@ def ingest(
             app_id=app_id,
             expected_schema=QUARANTINE,
         )
+        failpoint("ingest.quarantine-committed", spark)
     finally:
         validated.unpersist()
 
@@ -851,6 +868,14 @@ def ingest(
         _reconcile("raw rows committed", raw_result.rows, accepted)
     if not quarantine_result.skipped:
         _reconcile("quarantine rows committed", quarantine_result.rows, quarantined)
+    batch = batches.entry(
+        table, run_id, "ingest",
+        input=str(input_path), fingerprint=default_run_id(files), files=len(files), read=read,
+        accepted=accepted, quarantined=quarantined,
+        raw_version=_version_of(lake, "raw", table, app_id, raw_result),
+        quarantine_version=_version_of(lake, "quarantine", table, app_id, quarantine_result),
+    )
+    ledger_result = batches.record(spark, lake, app_id, [batch])
     return IngestSummary(
         table=table,
         format=fmt,
@@ -863,6 +888,6 @@ def ingest(
         blank_lines_skipped=blank,
         raw_commit=str(raw_result),
         quarantine_commit=str(quarantine_result),
-        committed=not (raw_result.skipped and quarantine_result.skipped),
+        committed=not (raw_result.skipped and quarantine_result.skipped and ledger_result.skipped),
         reasons=dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
     )

@@ -38,7 +38,7 @@ from pyspark.sql import types as T
 
 from pipeline.schemas import SchemaMismatchError
 
-LAYERS = ("raw", "quarantine", "truth", "stats", "shards", "results")
+LAYERS = ("raw", "quarantine", "ledger", "truth", "stats", "shards", "results")
 TXN_VERSION = 1  # each app id commits once: Delta skips a write whose app id holds version >= 1
 DEFAULT_RETAIN_HOURS = 168.0  # Delta's own default deletedFileRetentionDuration (7 days)
 HISTORY_LOOKBACK = 100  # commits searched for a write's own (concurrent writers included)
@@ -217,6 +217,22 @@ class Lake:
                 return row
         return None
 
+    def commit_result(self, layer: str, table: str, app_id: str) -> CommitResult | None:
+        """What the job run ``app_id`` committed to the table (searched among the newest
+        commits), or None."""
+        if not self.exists(layer, table):
+            return None
+        commit = self._commit_of(layer, table, app_id)
+        if commit is None:
+            return None
+        metrics = commit["operationMetrics"] or {}
+        return CommitResult(
+            f"{layer}/{table}",
+            int(commit["version"]),
+            rows=int(metrics.get("numOutputRows", 0)),
+            files=int(metrics.get("numFiles", metrics.get("numAddedFiles", 0))),
+        )
+
     def committed(self, layer: str, table: str, app_id: str) -> bool:
         """Whether the job run ``app_id`` has committed to the table."""
         if self._log_by_rust:
@@ -317,16 +333,10 @@ class Lake:
             writer.save(self.path(layer, table))
         except Exception as error:  # noqa: BLE001 - mapped to our errors below, else re-raised
             self._raise_mapped(error, df.schema, layer, table, app_id)
-        commit = self._commit_of(layer, table, app_id)
+        commit = self.commit_result(layer, table, app_id)
         if commit is None:  # Delta found the app id in the log (a concurrent same-run writer)
             return CommitResult(name, None, skipped=True)
-        metrics = commit["operationMetrics"] or {}
-        return CommitResult(
-            name,
-            int(commit["version"]),
-            rows=int(metrics.get("numOutputRows", 0)),
-            files=int(metrics.get("numFiles", metrics.get("numAddedFiles", 0))),
-        )
+        return commit
 
     def write_arrow(
         self,

@@ -2,7 +2,9 @@
 
 Raw tables follow the papers' logs: Taocode share records, purchases, browses (DIPN's browse
 view), touches (DIPN's touch view), items with price index, users. ``RAW_PARTITIONS`` says which
-column each raw table is partitioned by in the lake.
+column each raw table is partitioned by in the lake. Stored raw rows also carry the ``batch_id``
+of the ingest run (or generated world) that wrote them; ``LEDGER`` is the table that says which
+batches are whole.
 """
 
 from __future__ import annotations
@@ -135,8 +137,38 @@ TRUTH = T.StructType(
 )
 
 
+#: The column of every stored raw row naming the batch that wrote it.
+BATCH_ID = "batch_id"
+
+#: ``ledger/ingest``: one row per batch committed whole to ``raw/<table>`` and
+#: ``quarantine/<table>`` (kind ``ingest`` or ``world``), and one per batch removed (``undo``).
+#: It is written after the batch's data, so a batch without a row here is incomplete.
+LEDGER = T.StructType(
+    [
+        T.StructField("table", T.StringType(), False),
+        T.StructField("batch_id", T.StringType(), False),
+        T.StructField("kind", T.StringType(), False),
+        T.StructField("input", T.StringType(), True),
+        T.StructField("fingerprint", T.StringType(), True),
+        T.StructField("files", T.LongType(), True),
+        T.StructField("read", T.LongType(), True),
+        T.StructField("accepted", T.LongType(), True),
+        T.StructField("quarantined", T.LongType(), True),
+        T.StructField("raw_version", T.LongType(), True),
+        T.StructField("quarantine_version", T.LongType(), True),
+        T.StructField("committed_at", T.TimestampType(), False),
+    ]
+)
+
+
+def stored_schema(table: str) -> T.StructType:
+    """The stored schema of raw table ``table``: its columns, ``batch_id``, its partitions."""
+    fields = [*RAW[table].fields, T.StructField(BATCH_ID, T.StringType(), False)]
+    return with_partitions(table, T.StructType(fields))
+
+
 def with_partitions(table: str, schema: T.StructType) -> T.StructType:
-    """The stored schema of a raw table: its columns plus its partition columns."""
+    """``schema`` followed by the table's partition columns."""
     fields = list(schema.fields)
     for col in RAW_PARTITIONS.get(table, []):
         fields.append(T.StructField(col, T.DateType(), False))

@@ -84,8 +84,26 @@ def build_report(lake: Lake, out_dir: str | Path) -> Path:
     if run is not None:
         parts.append("<section id='run'><h2>Observe run</h2>" + html_table(run, 200)
                      + "</section>")
+    read = read_stats(lake, "batches")
+    if read is not None and not read.empty:
+        parts.append(_batches_section(read))
     parts.append(results_section(lake, out))
     parts.append("</body></html>")
     path = out / "index.html"
     path.write_text("\n".join(parts))
     return path
+
+
+def _batches_section(read) -> str:
+    """The input batches the statistics read (``stats/batches``), the unwhole ones called out."""
+    bad = read[read["state"] != "whole"]
+    if bad.empty:
+        note = f"<p>All {len(read)} input batches were whole when the statistics were computed.</p>"
+    else:
+        names = ", ".join(f"{t}/{b} ({s})" for t, b, s in
+                          bad[["table", "batch_id", "state"]].itertuples(index=False))
+        note = (f"<p><b>{len(bad)} of {len(read)} input batches were not whole</b>: "
+                f"{html.escape(names)}. Re-run each batch's ingest with its run id, or remove"
+                " it with <code>jobs.ingest --undo-batch</code>, then re-run observe.</p>")
+    return ("<section id='batches'><h2>Input batches</h2>" + note + html_table(read, 200)
+            + "</section>")

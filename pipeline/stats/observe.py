@@ -20,6 +20,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from contracts.runs import run_digest
+from pipeline import batches
+from pipeline.faults import failpoint
 from pipeline.lake import Lake
 from pipeline.stats import conversion, rising, specific, structure, temporal
 from pipeline.stats import features as features_mod
@@ -141,6 +143,7 @@ class Observer:
             df, "stats", name, mode="overwrite", app_id=f"observe:{name}:{self.run_id}",
             overwrite_schema=True,
         )
+        failpoint(f"observe.{name}-committed", self.spark)
         rows = result.rows if not result.skipped else -1
         self.run_log.add(name, rows, time.time() - start, note + (" (skipped)" * result.skipped))
         return self.lake.read(self.spark, "stats", name)
@@ -167,6 +170,10 @@ class Observer:
     def run(self) -> dict:
         cfg = self.config
         self._size_shuffles()
+        # Which input batches these statistics read, and whether each is whole.
+        self.write("batches", lambda: batches.status_frame(
+            self.spark, batches.checked(self.spark, self.lake)
+        ))
         shares, purchases = self.raw("shares"), self.raw("purchases")
         browses, items = self.raw("browses"), self.raw("items")
         origin = _origin(shares, purchases, browses)
@@ -271,6 +278,7 @@ class Observer:
             self.run_log.to_arrow(self.run_id), "stats", "observe_run", mode="overwrite",
             app_id=f"observe:observe_run:{self.run_id}", overwrite_schema=True,
         )
+        failpoint("observe.observe_run-committed", self.spark)
         return {
             "run_id": self.run_id,
             "origin": str(origin),

@@ -8,6 +8,8 @@ import time
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 
+from pipeline.faults import failpoint
+
 log = logging.getLogger(__name__)
 
 #: Serialized (Kryo) in memory, spilling to local disk: a 100M-record world's 30 days of share
@@ -38,4 +40,5 @@ class Steps:
             seconds = time.perf_counter() - started
             self.record[name] = {"rows": rows, "seconds": round(seconds, 1)}
             log.info("%s: %s rows, %.1f s", name, f"{rows:,}", seconds)
+        failpoint(f"build_shards.step-{name}", df.sparkSession)
         return kept

@@ -13,7 +13,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from contracts.runs import run_digest
-from pipeline import schemas
+from pipeline import batches, schemas
+from pipeline.faults import failpoint
 from pipeline.world.cascades import cascades, materialize, two_pass
 from pipeline.world.clock import timestamp, week_start
 from pipeline.world.config import WEEK_S, WorldConfig
@@ -234,31 +235,43 @@ def generate_to_lake(
     world). Re-running the same run id commits nothing new."""
     run_id = run_id or f"world-{config_id(cfg)}"
     app_id = f"generate_world:{run_id}"
-    if all(lake.committed("raw", n, app_id) for n in RAW_TABLES) and lake.committed(
-        "truth", "world", app_id
-    ):
+    if lake.committed(*batches.LEDGER_TABLE, f"ledger:{app_id}"):
         progress(f"world {run_id} is already committed; nothing to do")
         return {"run_id": run_id, "skipped": True}
     scratch = lake.location("_scratch", run_id)
     try:
         tables = generate(spark, cfg, scratch, progress)
-        results = {}
+        failpoint("generate_world.scratch-written", spark)
+        results, ledger = {}, []
         for name in RAW_TABLES:
+            # The world's rows are one batch (its run id); the world replaces the tables and
+            # their schema, so a lake written before batch ids is generated over too.
+            stored = schemas.stored_schema(name)
+            rows = tables[name].withColumn(schemas.BATCH_ID, F.lit(run_id))
             res = lake.write(
-                tables[name],
+                rows.select(*stored.names),
                 "raw",
                 name,
                 mode="overwrite",
+                overwrite_schema=True,
                 partition_by=schemas.RAW_PARTITIONS.get(name),
                 app_id=app_id,
                 max_records_per_file=5_000_000,
+                expected_schema=stored,
             )
             progress(f"world: {res}")
-            results[name] = res.rows
+            failpoint(f"generate_world.raw-{name}-committed", spark)
+            done = res if not res.skipped else lake.commit_result("raw", name, app_id)
+            results[name] = done.rows
+            ledger.append(batches.entry(name, run_id, "world", accepted=done.rows,
+                                        read=done.rows, quarantined=0, raw_version=done.version))
         res = lake.write(
             tables["truth"].coalesce(1), "truth", "world", mode="overwrite", app_id=app_id
         )
         results["truth"] = res.rows
+        failpoint("generate_world.truth-committed", spark)
+        # Last: the ledger says the world's batch is whole.
+        batches.record(spark, lake, app_id, ledger)
     finally:
         lake.remove(scratch)
     return {"run_id": run_id, "skipped": False, "rows": results}

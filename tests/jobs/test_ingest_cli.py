@@ -41,7 +41,7 @@ def test_main_prints_a_reconciled_summary(spark, lake, tmp_path, monkeypatch, ca
     assert (summary["read"], summary["accepted"], summary["quarantined"]) == (2, 1, 1)
     assert summary["run_id"] == "cli-1" and summary["committed"]
     assert summary["reasons"] == {"sender_id == receiver_id": 1}
-    assert Lake(lake.root).tables() == ["quarantine/shares", "raw/shares"]
+    assert Lake(lake.root).tables() == ["ledger/ingest", "quarantine/shares", "raw/shares"]
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from pipeline.ingest import (
     read_validated,
 )
 from pipeline.lake import Lake
-from pipeline.schemas import RAW, SchemaMismatchError, with_partitions
+from pipeline.schemas import SchemaMismatchError, stored_schema
 
 UTC = dt.UTC
 
@@ -96,14 +96,14 @@ def test_each_rejection_reason(shares_lake):
 
 def test_read_back_is_exactly_the_accepted_rows(spark, shares_lake):
     lake, _, _ = shares_lake
-    schema = with_partitions("shares", RAW["shares"])
-    # week_start is the Monday of the record's week: 2024-01-01 is a Monday.
+    schema = stored_schema("shares")
+    # week_start is the Monday of the record's week: 2024-01-01 is a Monday; batch r1.
     expected = spark.createDataFrame(
         [
-            (1, 2, 10, ts("2024-01-01 10:00:00"), dt.date(2024, 1, 1)),
-            (2, 3, 10, ts("2024-01-03 08:30:00"), dt.date(2024, 1, 1)),
-            (3, 1, 11, ts("2024-01-09 12:00:00"), dt.date(2024, 1, 8)),
-            (1, 2, 12, ts("2024-01-02 10:00:00"), dt.date(2024, 1, 1)),
+            (1, 2, 10, ts("2024-01-01 10:00:00"), "r1", dt.date(2024, 1, 1)),
+            (2, 3, 10, ts("2024-01-03 08:30:00"), "r1", dt.date(2024, 1, 1)),
+            (3, 1, 11, ts("2024-01-09 12:00:00"), "r1", dt.date(2024, 1, 8)),
+            (1, 2, 12, ts("2024-01-02 10:00:00"), "r1", dt.date(2024, 1, 1)),
         ],
         schema,
     )
@@ -226,7 +226,8 @@ def test_parquet_with_a_wrong_column_type(spark, lake, tmp_path):
         3: "price < 0",
     }
     assert json.loads(by_row[2]["raw"])["colour"] == "blue"
-    expected = spark.createDataFrame([(1, 1, 10, 9.5, 1.0)], RAW["items"])
+    expected = spark.createDataFrame([(1, 1, 10, 9.5, 1.0, summary.run_id)],
+                                     stored_schema("items"))
     assertDataFrameEqual(lake.read(spark, "raw", "items"), expected)
 
 

@@ -105,7 +105,10 @@ def test_report_has_every_figure(spark, observed, tmp_path):
         assert (out / png).stat().st_size > 5000
     assert "Planted truth" in page and "e1_lift" in page
     assert "planted effects switched on: <b>E1</b>" in page
-    assert page.count("<section") == 10 + 2 + 1  # figures + all tests + run log + results
+    # figures + all tests + run log + input batches + results
+    assert page.count("<section") == 10 + 2 + 1 + 1
+    # the tiny world is one batch in each of its four raw tables
+    assert "All 4 input batches were whole" in page
     assert "no results in this lake yet" in page
 
     # Every table the pipeline wrote reads the same in Spark, delta-rs, DuckDB and Polars.

@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pipeline.schemas import RAW, with_partitions
+from pyspark.sql import functions as F
+
+from pipeline import batches
+from pipeline.schemas import RAW, stored_schema, with_partitions
 
 ORIGIN = dt.date(2024, 1, 1)
 
@@ -78,7 +81,13 @@ def frames(spark) -> dict:
 
 
 def write_lake(spark, lake) -> None:
-    """Commit the tiny world as ``raw/*`` tables."""
+    """Commit the tiny world as ``raw/*`` tables, one whole batch ``tiny`` as a generated
+    world's."""
+    entries = []
     for name, df in frames(spark).items():
         parts = ["week_start"] if "week_start" in df.columns else None
-        lake.write(df, "raw", name, partition_by=parts, app_id=f"tiny:{name}")
+        stored = df.withColumn("batch_id", F.lit("tiny")).select(*stored_schema(name).names)
+        res = lake.write(stored, "raw", name, partition_by=parts, app_id=f"tiny:{name}")
+        entries.append(batches.entry(name, "tiny", "world", read=res.rows, accepted=res.rows,
+                                     quarantined=0, raw_version=res.version))
+    batches.record(spark, lake, "tiny", entries)
