@@ -3,12 +3,16 @@
     OMP_NUM_THREADS=1 python benchmarks/infnet_compare.py --lake LAKE \
         --models infnet,infnet_no_edge,diffnet,lr --seeds 0,1,2 [--epochs 30] [--batch-size 64]
 
+The default rows are the paper's Table 2 models: InfNet, its -Taocode ablation, DiffNet, LR,
+LightGBM and the recommender baselines BPR, SR-GNN, MGNN-SPred, GCE-GNN, EATNN and GraphRec
+(``--models`` picks others).
+
 Each (model, seed) is one ``python -m models.train`` run (results in ``LAKE/results/infnet`` and
 ``OUT/<model>-s<seed>/results.json``); a finished run is not repeated. The table gives the mean
 and standard deviation over seeds of the test metrics of the best-on-val epoch, and the 95 %
 interval that the test split's size alone puts on the mean AUC-PR (the logit interval of
-``pipeline.report.results.auc_pr_interval``; the seeds' sd does not include it). A script, not a
-test.
+``pipeline.report.results.auc_pr_interval``; the seeds' sd does not include it), and the mean
+wall time of a run (training and scoring, ``results.json``'s ``wall_s``). A script, not a test.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from pathlib import Path
 
 METRICS = ("auc_pr", "auc_roc", "auc_pr_cold", "auc_pr_warm")
 ONE_SHOT = {"lr", "lightgbm"}  # deterministic: one seed is enough
+RECOMMENDERS = ("bpr", "srgnn", "mgnn_spred", "gce_gnn", "eatnn", "graphrec")
+DEFAULT_MODELS = ",".join(("infnet", "infnet_no_edge", "diffnet", "lr", "lightgbm",
+                           *RECOMMENDERS))
 
 
 def run(lake: str, model: str, seed: int, out: Path, args: argparse.Namespace) -> dict:
@@ -54,7 +61,7 @@ def _split_interval(auc_pr: float, test: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lake", required=True)
-    parser.add_argument("--models", default="infnet,infnet_no_edge,diffnet,lr")
+    parser.add_argument("--models", default=DEFAULT_MODELS)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -77,12 +84,13 @@ def main() -> int:
             cells.append(f"{mean:.3f} ± {std:.3f}")
         mean_pr = statistics.fmean(r["metrics"]["test"]["auc_pr"] for r in per_seed)
         cells.append(_split_interval(mean_pr, per_seed[0]["metrics"]["test"]))
+        cells.append(f"{statistics.fmean(r.get('wall_s', float('nan')) for r in per_seed):.0f}")
         rows.append((model, len(per_seed), cells))
     test = per_seed[0]["metrics"]["test"]
     print(f"\n{lake}: test n={test['n']:.0f}, positive rate {test['positive_rate']:.3f}, "
           f"cold {test['n_cold']:.0f}")
-    print("| model | seeds | " + " | ".join(METRICS) + " | auc_pr 95 % (split size) |")
-    print("|---|---|" + "---|" * (len(METRICS) + 1))
+    print("| model | seeds | " + " | ".join(METRICS) + " | auc_pr 95 % (split size) | run s |")
+    print("|---|---|" + "---|" * (len(METRICS) + 2))
     for model, n, cells in rows:
         print(f"| {model} | {n} | " + " | ".join(cells) + " |")
     return 0

@@ -3,6 +3,12 @@
 Written by ``pipeline.systems.infnet.shards``, read by ``models.systems.infnet.task``.
 Node indices inside ``weeks`` point into ``node_ids`` / ``node_x`` / ``node_role``; index 0 is
 always the target user, then the seed senders, then the other sampled nodes.
+
+``history_items`` / ``history_kinds`` / ``history_ts`` are the target user's own Taocode and
+purchase records (``HISTORY_KINDS``) in the observation weeks before the query day and on the
+query day strictly before ``query_ts``: oldest first, newest last, at most the builder's
+``history_len`` (default ``HISTORY_LEN``) newest ones. The session and recommender baselines
+read them.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import pyarrow as pa
 
 from contracts import SPLITS, manifest_schema
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: ``shards/<SHARD_TABLE>`` and ``shards/<MANIFEST_TABLE>``
 SHARD_TABLE = "infnet"
 MANIFEST_TABLE = "infnet_manifest"
@@ -20,7 +26,18 @@ MANIFEST_TABLE = "infnet_manifest"
 ROLES = ("target", "seed", "other")
 ROLE_TARGET, ROLE_SEED, ROLE_OTHER = 0, 1, 2
 
+#: Kinds of a history record: a Taocode the user received, one the user sent, a purchase.
+HISTORY_KINDS = ("received", "sent", "purchase")
+KIND_RECEIVED, KIND_SENT, KIND_PURCHASE = 0, 1, 2
+#: Default cap on a query's history records (the newest are kept).
+HISTORY_LEN = 50
+
 __all__ = [
+    "HISTORY_KINDS",
+    "HISTORY_LEN",
+    "KIND_PURCHASE",
+    "KIND_RECEIVED",
+    "KIND_SENT",
     "MANIFEST",
     "MANIFEST_TABLE",
     "ROLES",
@@ -63,6 +80,9 @@ SHARD = pa.schema(
         pa.field("node_role", pa.list_(pa.int32()), nullable=False),
         pa.field("node_x", pa.list_(pa.list_(pa.float32())), nullable=False),
         pa.field("weeks", pa.list_(WEEK), nullable=False),
+        pa.field("history_items", pa.list_(pa.int64()), nullable=False),
+        pa.field("history_kinds", pa.list_(pa.int32()), nullable=False),
+        pa.field("history_ts", pa.list_(pa.timestamp("us", tz="UTC")), nullable=False),
     ]
 )
 

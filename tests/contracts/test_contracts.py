@@ -49,6 +49,13 @@ def test_role_codes_follow_the_one_hot_order():
             infnet_contract.ROLE_SEED, infnet_contract.ROLE_OTHER)] == ["target", "seed", "other"]
 
 
+def test_history_kind_codes_follow_their_names():
+    c = infnet_contract
+    assert [c.HISTORY_KINDS[k] for k in (c.KIND_RECEIVED, c.KIND_SENT, c.KIND_PURCHASE)] == [
+        "received", "sent", "purchase"]
+    assert c.SHARD.field("history_kinds").type == pa.list_(pa.int32())
+
+
 def test_ndm_table_names():
     assert (ndm_contract.cascades_table("irvine"), ndm_contract.users_table("irvine"),
             ndm_contract.manifest_table("irvine")) == (

@@ -12,7 +12,15 @@ Batch (a dict):
     graph: ``Batch`` with ``x`` (N, node_dim), ``role`` (N,), ``present`` (N, weeks) bool,
         ``edge_index`` (2, E), ``edge_attr`` (E, edge_dim), ``edge_week`` (E,), ``batch`` (N,),
         ``ptr`` (Q + 1,): the target of query q is node ``ptr[q]``; ``node_id`` (N,) user ids.
-    item_x: (Q, item_dim); item_id: (Q,); y: (Q,) float; cold: (Q,) bool.
+    item_x: (Q, item_dim); item_id: (Q,); user_id: (Q,); y: (Q,) float; cold: (Q,) bool.
+    hist_item (Q, L) item ids, -1 past each query's length; hist_kind (Q, L) record kinds
+        (``contracts.infnet.HISTORY_KINDS``), 0 past the length; hist_age (Q, L) float days
+        between the record and the query; hist_len (Q,): the receiver's own records before the
+        query, oldest first (L = the batch's longest history, at least 1).
+
+``meta()["train_interactions"]`` is a callable that returns the train split's
+``TrainInteractions`` (read once, on first call): the recommender baselines build their id
+maps and item graphs from it in their constructor, before training starts.
 """
 
 from __future__ import annotations
@@ -41,11 +49,14 @@ from models.base import (
     predict_in_batches,
     register_task,
 )
+from models.systems.infnet.interactions import TrainInteractions
 
 #: The shard columns this reader uses (a projection of ``contracts.infnet.SHARD``).
 READ = pa.schema([contract.SHARD.field(name) for name in (
     "query_id", "user_id", "item_id", "split", "label", "cold", "item_x", "node_ids",
-    "node_role", "node_x", "weeks")])
+    "node_role", "node_x", "weeks", "query_ts", "history_items", "history_kinds",
+    "history_ts")])
+_MICROS_PER_DAY = 86_400 * 10**6
 
 
 @dataclass
@@ -66,6 +77,9 @@ class InfNetExample:
     edge_dst: np.ndarray  # (E,)
     edge_week: np.ndarray  # (E,)
     edge_attr: np.ndarray  # (E, edge_dim)
+    history_items: np.ndarray  # (h,) the receiver's records, oldest first
+    history_kinds: np.ndarray  # (h,)
+    history_age: np.ndarray  # (h,) float32 days before the query
 
     def to_data(self, num_weeks: int) -> Data:
         n = len(self.node_ids)
@@ -91,6 +105,11 @@ def _flat(arr: pa.Array, depth: int) -> tuple[list[np.ndarray], np.ndarray]:
         offsets.append(arr.offsets.to_numpy(zero_copy_only=False))
         arr = arr.values
     return offsets, arr.to_numpy(zero_copy_only=False)
+
+
+def _micros(arr: pa.Array) -> np.ndarray:
+    """Timestamps (any unit) as int64 microseconds since the epoch."""
+    return arr.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
 
 
 def examples_from_arrow(table: pa.Table, node_dim: int, edge_dim: int) -> list[InfNetExample]:
@@ -119,6 +138,11 @@ def examples_from_arrow(table: pa.Table, node_dim: int, edge_dim: int) -> list[I
         k: col[k].to_numpy(zero_copy_only=False)
         for k in ("query_id", "user_id", "item_id", "label", "cold")
     }
+    (hist_off,), hist_items = _flat(col["history_items"], 1)
+    _, hist_kinds = _flat(col["history_kinds"], 1)
+    hist_ts = _micros(col["history_ts"].values)
+    query_ts = np.repeat(_micros(col["query_ts"]), np.diff(hist_off))
+    hist_age = ((query_ts - hist_ts) / _MICROS_PER_DAY).astype(np.float32)
     out = []
     for i in range(table.num_rows):
         n0, n1 = node_off[i], node_off[i + 1]
@@ -140,6 +164,9 @@ def examples_from_arrow(table: pa.Table, node_dim: int, edge_dim: int) -> list[I
                 edge_dst=ed[e0:e1],
                 edge_week=edge_week[e0:e1],
                 edge_attr=ea[e0:e1],
+                history_items=hist_items[hist_off[i]:hist_off[i + 1]],
+                history_kinds=hist_kinds[hist_off[i]:hist_off[i + 1]],
+                history_age=hist_age[hist_off[i]:hist_off[i + 1]],
             )
         )
     return out
@@ -151,8 +178,30 @@ def collate_examples(examples: list[InfNetExample], num_weeks: int) -> dict[str,
         "graph": graph,
         "item_x": torch.tensor(np.stack([ex.item_x for ex in examples])),
         "item_id": torch.tensor([ex.item_id for ex in examples], dtype=torch.long),
+        "user_id": torch.tensor([ex.user_id for ex in examples], dtype=torch.long),
         "y": torch.tensor([ex.label for ex in examples], dtype=torch.float32),
         "cold": torch.tensor([ex.cold for ex in examples], dtype=torch.bool),
+        **collate_histories(examples),
+    }
+
+
+def collate_histories(examples: Sequence[InfNetExample]) -> dict[str, torch.Tensor]:
+    """The receivers' histories as left-aligned padded tensors plus their lengths."""
+    lengths = np.array([len(ex.history_items) for ex in examples], dtype=np.int64)
+    width = max(1, int(lengths.max(initial=0)))
+    items = np.full((len(examples), width), -1, dtype=np.int64)
+    kinds = np.zeros((len(examples), width), dtype=np.int64)
+    age = np.zeros((len(examples), width), dtype=np.float32)
+    for row, ex in enumerate(examples):
+        n = lengths[row]
+        items[row, :n] = ex.history_items
+        kinds[row, :n] = ex.history_kinds
+        age[row, :n] = ex.history_age
+    return {
+        "hist_item": torch.from_numpy(items),
+        "hist_kind": torch.from_numpy(kinds),
+        "hist_age": torch.from_numpy(age),
+        "hist_len": torch.from_numpy(lengths),
     }
 
 
@@ -211,6 +260,7 @@ class InfNetTask(Task):
         self.table = Path(lake) / "shards" / shard
         self.manifest_table = Path(lake) / "shards" / contract.MANIFEST_TABLE
         self._manifest: dict[str, Any] | None = None
+        self._interactions: TrainInteractions | None = None
 
     def manifest(self) -> dict[str, Any]:
         if self._manifest is None:
@@ -243,7 +293,24 @@ class InfNetTask(Task):
             "pi_bins": m["edge_dim"],
             "max_user_id": m["max_user_id"],
             "max_item_id": m["max_item_id"],
+            "history_len": m["history_len"],
+            "train_interactions": self.train_interactions,
         }
+
+    def train_interactions(self) -> TrainInteractions:
+        """The train split's users, items and histories (``TrainInteractions``), read once.
+
+        Records from the prediction days (``pred_start`` on) stay out of the graphs built from
+        it: a train query's history may hold a validation query's purchase.
+        """
+        if self._interactions is None:
+            check_schema(str(self.table), lakeio.dataset(self.table).schema, READ)
+            table = lakeio.read_table(self.table, columns=list(TrainInteractions.COLUMNS),
+                                      filter=pc.field("split") == "train")
+            start = self.manifest().get("pred_start")
+            self._interactions = TrainInteractions.from_arrow(
+                table.sort_by("query_id"), cutoff=None if start is None else str(start))
+        return self._interactions
 
     def load_split(self, split: str) -> Sequence[InfNetExample]:
         check_schema(str(self.table), lakeio.dataset(self.table).schema, READ)

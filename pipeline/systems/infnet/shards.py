@@ -1,7 +1,8 @@
 """InfNet shards: one row per purchase query q = (u, p, day) with its 4 weekly diffusion sub-graphs.
 
     python -m jobs.build_shards --lake LAKE --task infnet [--queries N] [--fanout K] \
-        [--obs-weeks 4] [--pred-start YYYY-MM-DD] [--label-hours 24] [--seed S]
+        [--obs-weeks 4] [--pred-start YYYY-MM-DD] [--label-hours 24] [--history-len 50] \
+        [--seed S]
 
 Paper: "How Powerful are Interest Diffusion on Purchasing Prediction: A Case Study of Taocode",
 Sec. 2 (problem), 4.1 (sub-graph construction), 5.1 (prediction datasets). What is built:
@@ -29,6 +30,10 @@ Sec. 2 (problem), 4.1 (sub-graph construction), 5.1 (prediction datasets). What 
   (sender -> receiver);
   item: PI one-hot and top-category one-hot.
   ``cold`` marks queries whose user bought nothing in the history window (Table 4).
+* **Receiver history** (for the session and recommender baselines): u's own records from the
+  start of the first observation week up to (not including) ``query_ts``: Taocodes u received
+  (kind 0) and sent (kind 1), and u's purchases (kind 2), as ``history_items`` /
+  ``history_kinds`` / ``history_ts``, oldest first; only the ``--history-len`` (50) newest.
 
 Everything is DataFrame joins and window functions; the driver only collects a handful of
 numbers (PI bin edges, day range, step sizes, manifest counts). How it stays cheap at 100M
@@ -66,6 +71,11 @@ from pyspark.sql import functions as F
 
 from contracts import infnet as contract
 from contracts.infnet import (
+    HISTORY_KINDS,
+    HISTORY_LEN,
+    KIND_PURCHASE,
+    KIND_RECEIVED,
+    KIND_SENT,
     MANIFEST_TABLE,
     ROLE_OTHER,
     ROLE_SEED,
@@ -98,6 +108,7 @@ class InfNetShardConfig:
     label_hours: float = 24.0
     history_days: int = 365
     recent_days: int = 30
+    history_len: int = HISTORY_LEN  # newest receiver records kept per query
     queries: int | None = None  # per prediction day; None: all
     fanout: int = 20
     pi_bins: int = 10
@@ -129,6 +140,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-hours", type=float, default=d.label_hours)
     parser.add_argument("--history-days", type=int, default=d.history_days)
     parser.add_argument("--recent-days", type=int, default=d.recent_days)
+    parser.add_argument("--history-len", type=int, default=d.history_len,
+                        help="newest receiver records kept per query")
     parser.add_argument("--queries", type=int, default=None, help="max queries per day")
     parser.add_argument("--fanout", type=int, default=d.fanout, help="max neighbours per hop")
     parser.add_argument("--pi-bins", type=int, default=d.pi_bins)
@@ -491,6 +504,55 @@ def node_features(
     )
 
 
+def receiver_history(
+    queries: DataFrame, shares: DataFrame, purchases: DataFrame, cfg: InfNetShardConfig
+) -> DataFrame:
+    """(query_id, history_items, history_kinds, history_ts): the target user's own records.
+
+    The records of u = ``user_id`` from the first observation week's start (``query_day - 7W``)
+    to strictly before ``query_ts``: shares u received (``KIND_RECEIVED``) or sent
+    (``KIND_SENT``) and u's purchases (``KIND_PURCHASE``). The ``history_len`` newest are kept
+    (ties broken by kind, then item id), oldest first. Queries without records get no row;
+    ``assemble`` gives them empty lists.
+    """
+    def records(df: DataFrame, user: str, kind: int) -> DataFrame:
+        return df.select(F.col(user).alias("user"), "item_id", "ts", F.lit(kind).alias("kind"))
+
+    events = (
+        records(shares, "receiver_id", KIND_RECEIVED)
+        .unionByName(records(shares, "sender_id", KIND_SENT))
+        .unionByName(records(purchases, "user_id", KIND_PURCHASE))
+        .alias("e")
+    )
+    # as ``with_labels``: the queries are few, so the records are probed where they lie
+    q = F.broadcast(queries.select("query_id", "user_id", "query_day", "query_ts")).alias("q")
+    window_start = F.date_sub(F.col("q.query_day"), 7 * cfg.obs_weeks)
+    newest = Window.partitionBy("query_id").orderBy(
+        F.desc("ts"), F.desc("kind"), F.desc("item_id")
+    )
+    kept = (
+        events.join(
+            q,
+            (F.col("e.user") == F.col("q.user_id"))
+            & (F.col("e.ts") < F.col("q.query_ts"))
+            & (F.to_date("e.ts") >= window_start),
+        )
+        .select("q.query_id", "e.item_id", "e.ts", "e.kind")
+        .withColumn("_rank", F.row_number().over(newest))
+        .filter(F.col("_rank") <= cfg.history_len)
+    )
+    return (
+        kept.groupBy("query_id")
+        .agg(F.sort_array(F.collect_list(F.struct("ts", "kind", "item_id"))).alias("_h"))
+        .select(
+            "query_id",
+            F.col("_h.item_id").alias("history_items"),
+            F.col("_h.kind").cast("array<int>").alias("history_kinds"),
+            F.col("_h.ts").alias("history_ts"),
+        )
+    )
+
+
 def node_dim(cfg: InfNetShardConfig) -> int:
     return cfg.pi_bins + 2 + len(ROLES)
 
@@ -502,10 +564,12 @@ def assemble(
     purchases: DataFrame,
     item_bins: DataFrame,
     capped: DataFrame,
+    history: DataFrame,
     n_categories: int,
     cfg: InfNetShardConfig,
 ) -> DataFrame:
-    """Nodes, edges and features -> one row per query in the ``INFNET_SHARD`` layout.
+    """Nodes, edges, features and receiver histories -> one row per query in the
+    ``INFNET_SHARD`` layout.
 
     Node indices are positions in the query's node list sorted by (role, node): index 0 is the
     target (role 0, unique). Weeks and edges are collected with node ids and mapped to indices
@@ -578,6 +642,11 @@ def assemble(
         .withColumn("weeks", F.sort_array(F.transform("_w", week_struct)))
         .join(capped_per_query, "query_id", "left")
         .fillna(0, subset=["fanout_capped"])
+        .join(history, "query_id", "left")
+        .withColumn("history_items",
+                    F.coalesce("history_items", F.array().cast("array<bigint>")))
+        .withColumn("history_kinds", F.coalesce("history_kinds", F.array().cast("array<int>")))
+        .withColumn("history_ts", F.coalesce("history_ts", F.array().cast("array<timestamp>")))
         .select(
             *[
                 F.col(f.name).cast(f.dataType).alias(f.name)
@@ -617,8 +686,10 @@ def build_infnet_shards(
     steps = steps or Steps(measure=False)
     if cfg.shuffle_partitions:
         spark.conf.set("spark.sql.shuffle.partitions", str(cfg.shuffle_partitions))
-    if cfg.obs_weeks < 1 or cfg.fanout < 1 or cfg.pi_bins < 2:
-        raise ValueError(f"obs_weeks and fanout must be >= 1, pi_bins >= 2: {cfg}")
+    if cfg.obs_weeks < 1 or cfg.fanout < 1 or cfg.pi_bins < 2 or cfg.history_len < 0:
+        raise ValueError(
+            f"obs_weeks and fanout must be >= 1, pi_bins >= 2, history_len >= 0: {cfg}"
+        )
     edges_pi = pi_bin_edges(items, cfg.pi_bins)
     n_categories = int(items.agg(F.max("top_category")).first()[0]) + 1
     item_bins = with_item_bins(items, edges_pi).cache()
@@ -656,7 +727,10 @@ def build_infnet_shards(
     edges = steps(
         "edges", weekly_edges(records, windows, node_keys, cfg, cfg.broadcast_nodes)
     )
-    rows = assemble(queries, nodes, edges, purchases, item_bins, capped, n_categories, cfg)
+    history = receiver_history(queries, recent_shares, purchases, cfg)
+    rows = assemble(
+        queries, nodes, edges, purchases, item_bins, capped, history, n_categories, cfg
+    )
     facts = {
         "pi_bin_edges": edges_pi,
         "n_categories": n_categories,
@@ -700,6 +774,8 @@ def manifest(shards: DataFrame, capped: DataFrame, facts: dict, cfg: InfNetShard
         + [f"role_{r}" for r in ROLES],
         "max_user_id": int(sizes["max_user_id"] or 0),
         "max_item_id": int(sizes["max_item_id"] or 0),
+        "history_len": cfg.history_len,
+        "history_kinds": list(HISTORY_KINDS),
         "mean_nodes": float(sizes["mean_nodes"] or 0.0),
         "max_nodes": int(sizes["max_nodes"] or 0),
         "mean_edges": float(sizes["mean_edges"] or 0.0),

@@ -3,10 +3,13 @@
 Two queries, 2 weeks, 2 PI bins, node_dim 7 (2 spend bins, recent, bought-before, 3 roles):
     q1 (label 1): nodes [1 target, 2 seed, 3]; week 0: 2 -> 1; week 1: 3 -> 2, 3 -> 1, 1 -> 3
     q2 (label 0): nodes [4 target, 5 seed];    week 0: no edges; week 1: 5 -> 4
+Receiver histories: q1 at 01-29 10:00 received 12 on 01-20 12:00, bought 10 on 01-25 12:00 and
+sent 13 on 01-29 08:00 (8.9167, 3.9167 and 0.0833 days before); q2 has none.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 
@@ -24,7 +27,12 @@ from models.systems.infnet.task import (
 )
 
 META = {"node_dim": 7, "edge_dim": 2, "item_dim": 3, "num_weeks": 2, "num_roles": 3,
-        "user_feature_dim": 4, "pi_bins": 2, "max_user_id": 5, "max_item_id": 11}
+        "user_feature_dim": 4, "pi_bins": 2, "max_user_id": 5, "max_item_id": 11,
+        "history_len": 50}
+
+
+def utc(day, hour):
+    return dt.datetime(2024, 1, day, hour, tzinfo=dt.UTC)
 
 
 def role_x(role, spend=0.0):
@@ -41,11 +49,14 @@ ROWS = [
      "item_x": [1.0, 0.0, 1.0], "node_ids": [1, 2, 3], "node_role": [0, 1, 2],
      "node_x": [role_x(0, 1.0), role_x(1), role_x(2)],
      "weeks": [week(0, [0, 1], [(1, 0, [1.0, 0.0])]),
-               week(1, [0, 1, 2], [(2, 1, [0.0, 2.0]), (2, 0, [1.0, 1.0]), (0, 2, [1.0, 0.0])])]},
+               week(1, [0, 1, 2], [(2, 1, [0.0, 2.0]), (2, 0, [1.0, 1.0]), (0, 2, [1.0, 0.0])])],
+     "query_ts": utc(29, 10), "history_items": [12, 10, 13], "history_kinds": [0, 2, 1],
+     "history_ts": [utc(20, 12), utc(25, 12), utc(29, 8)]},
     {"query_id": 3, "user_id": 4, "item_id": 11, "split": "train", "label": 0, "cold": True,
      "item_x": [0.0, 1.0, 0.0], "node_ids": [4, 5], "node_role": [0, 1],
      "node_x": [role_x(0), role_x(1, 2.0)],
-     "weeks": [week(0, [0, 1], []), week(1, [0, 1], [(1, 0, [0.0, 1.0])])]},
+     "weeks": [week(0, [0, 1], []), week(1, [0, 1], [(1, 0, [0.0, 1.0])])],
+     "query_ts": utc(30, 12), "history_items": [], "history_kinds": [], "history_ts": []},
 ]
 
 SCHEMA = pa.schema([
@@ -57,6 +68,9 @@ SCHEMA = pa.schema([
         ("week", pa.int32()), ("nodes", pa.list_(pa.int32())),
         ("edge_src", pa.list_(pa.int32())), ("edge_dst", pa.list_(pa.int32())),
         ("edge_attr", pa.list_(pa.list_(pa.float32())))]))),
+    ("query_ts", pa.timestamp("us", tz="UTC")), ("history_items", pa.list_(pa.int64())),
+    ("history_kinds", pa.list_(pa.int32())),
+    ("history_ts", pa.list_(pa.timestamp("us", tz="UTC"))),
 ])
 
 
@@ -90,6 +104,11 @@ def test_reader_keeps_weeks_edges_and_targets(examples, batch):
     assert g.present.tolist() == [[True, True], [True, True], [False, True],
                                   [True, True], [True, True]]
     assert batch["y"].tolist() == [1.0, 0.0] and batch["cold"].tolist() == [False, True]
+    # histories: left-aligned, item -1 and kind 0 in the padding, ages in days
+    assert batch["user_id"].tolist() == [1, 4] and batch["hist_len"].tolist() == [3, 0]
+    assert batch["hist_item"].tolist() == [[12, 10, 13], [-1, -1, -1]]
+    assert batch["hist_kind"].tolist() == [[0, 2, 1], [0, 0, 0]]
+    assert batch["hist_age"][0].tolist() == pytest.approx([8 + 22 / 24, 3 + 22 / 24, 2 / 24])
 
 
 VARIANTS = ["infnet", "infnet_s", "infnet_no_attention", "infnet_no_structural",
@@ -176,13 +195,21 @@ def test_task_reads_the_lake_and_evaluates(tmp_path):
 
     lake = tmp_path / "lake"
     write_deltalake(str(lake / "shards" / "infnet"), pa.Table.from_pylist(ROWS, SCHEMA))
-    manifest = {"schema_version": 1, "node_dim": 7, "edge_dim": 2, "item_dim": 3,
-                "num_weeks": 2, "max_user_id": 5, "max_item_id": 11,
+    manifest = {"schema_version": 2, "node_dim": 7, "edge_dim": 2, "item_dim": 3,
+                "num_weeks": 2, "max_user_id": 5, "max_item_id": 11, "history_len": 50,
+                "pred_start": "2024-01-29",
                 "counts": {"train": {"0": 3, "1": 1}, "test": {"0": 2}}}
     write_deltalake(str(lake / "shards" / "infnet_manifest"),
                     pa.table({"json": [json.dumps(manifest)]}))
     task = InfNetTask(str(lake))
-    assert task.meta() == {**META, "train_positive_rate": 0.25}
+    meta = task.meta()
+    interactions = meta.pop("train_interactions")()
+    assert meta == {**META, "train_positive_rate": 0.25}
+    # the train split's records before the first prediction day (01-29): q1's 01-20 and
+    # 01-25 records, not its 01-29 one
+    assert interactions.record_item.tolist() == [12, 10]
+    # q1's purchase of 10 (history) and its label 1 on 10: one pair
+    assert [v.tolist() for v in interactions.purchases()] == [[1], [10]]
     train = task.load_split("train")
     assert [ex.query_id for ex in train] == [3, 7]  # sorted by query id
     assert task.load_split("test") == []

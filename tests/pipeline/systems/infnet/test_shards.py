@@ -120,13 +120,19 @@ def test_nothing_comes_from_the_query_day_or_after_the_query(spark):
     purchase at 09:00 counts (item 10, PI bin 0, also in the last 30 days); 2's at 12:00 and
     the target's at 10:30 do not. So q1's sub-graphs and features are the ones worked out for
     the base world (see the slow tests below) plus 4's purchase.
+
+    Receiver histories (window from D - 14 days, before query_ts, at most 4 records here):
+    user 1 received item 11 on 01-20 and item 10 on 01-22, 01-26, 01-27 and 01-29 08:00; the
+    4 newest stay. q1's own record (2 -> 1 at 10:00, not before itself) and everything later
+    do not count. q2 = (3, 12) at 01-31 09:00: 3 sent 12 to 2 on 01-23 (kind 1), received 10
+    from 4 on 01-24 (kind 0) and bought 11 on 01-30 (kind 2, added here); 6 -> 3 is q2 itself.
     """
     from pipeline.systems.infnet.shards import InfNetShardConfig, build_infnet_shards
 
     same_day_before = [(8, 1, 10, at(1, 29, 8))]
     later_shares = [(9, 1, 12, at(1, 29, 11)), (9, 2, 11, at(1, 30, 12)),
                     (2, 1, 10, at(1, 29, 23))]
-    earlier_purchase = [(4, 10, at(1, 29, 9), 50.0)]
+    earlier_purchase = [(4, 10, at(1, 29, 9), 50.0), (3, 11, at(1, 30, 12), 5.0)]
     later_purchases = [(2, 12, at(1, 29, 12), 500.0), (1, 10, at(1, 29, 10, 30), 7.0)]
     shares = spark.createDataFrame(BASE_SHARES + same_day_before + later_shares, schemas.SHARES)
     purchases = spark.createDataFrame(
@@ -135,9 +141,10 @@ def test_nothing_comes_from_the_query_day_or_after_the_query(spark):
     items = spark.createDataFrame(ITEMS, schemas.ITEMS)
     # Plain semi-joins (no broadcast pre-filter: fewer Spark jobs); the job test below and
     # the slow tests take the default path.
-    cfg = InfNetShardConfig(**OPTIONS, broadcast_nodes=0)
+    cfg = InfNetShardConfig(**OPTIONS, broadcast_nodes=0, history_len=4)
     rows, _, _ = build_infnet_shards(spark, shares, purchases, items, cfg)
-    (q1,) = rows.where("user_id = 1 AND item_id = 11").collect()
+    got = {(r["user_id"], r["item_id"]): r for r in rows.collect()}
+    q1, q2 = got[1, 11], got[3, 12]
 
     assert q1["query_ts"].astimezone(dt.UTC) == at(1, 29, 10) and q1["label"] == 1
     weeks = by_id(q1)
@@ -150,6 +157,13 @@ def test_nothing_comes_from_the_query_day_or_after_the_query(spark):
     assert x[2] == pytest.approx([0.0, math.log1p(100.0), 0.0, 0.0, 0.0, 1.0, 0.0])
     spent = math.log1p(50.0)
     assert x[4] == pytest.approx([spent, 0.0, spent, 0.0, 0.0, 0.0, 1.0])
+
+    assert q1["history_items"] == [10, 10, 10, 10] and q1["history_kinds"] == [0, 0, 0, 0]
+    assert [t.astimezone(dt.UTC) for t in q1["history_ts"]] == [
+        ts(1, 22), ts(1, 26), ts(1, 27), at(1, 29, 8)]
+    assert q2["history_items"] == [12, 10, 11] and q2["history_kinds"] == [1, 0, 2]
+    assert [t.astimezone(dt.UTC) for t in q2["history_ts"]] == [
+        ts(1, 23), ts(1, 24), at(1, 30, 12)]
 
 
 # The registered builder with its lake write and manifest, three times over: behind `slow`
@@ -211,7 +225,8 @@ def test_node_features_and_cold(built):
     assert x[4][-3:] == [0.0, 0.0, 1.0]
     assert q1["cold"] is True
     manifest = json.loads(built[0].to_arrow("shards", "infnet_manifest")["json"][0].as_py())
-    assert manifest["schema_version"] == 1 and manifest["fanout"] == 2
+    assert manifest["schema_version"] == 2 and manifest["fanout"] == 2
+    assert manifest["history_len"] == 50
 
 
 @pytest.mark.slow
