@@ -12,6 +12,11 @@ Scores are unnormalised and unmasked, over V = |U| + 1 (Terminate = |U|). ``begi
 ``max_new``, the most users any simulation adds, to size its caches. ``reorder`` keeps the
 simulations ``index`` names (the simulator drops finished ones); ``reorder_state`` does it for
 states that are dicts of per-simulation tensors.
+
+A model whose process draws random numbers of its own (the clock of a continuous-time cascade,
+the coin flips of an independent cascade) sets ``draws_in_simulation = True``: ``begin`` then
+also gets ``generator=``, the simulation's generator, so those draws follow the same seeded
+stream as the simulator's own.
 """
 
 from __future__ import annotations
@@ -116,7 +121,10 @@ def simulate(
     sizes = torch.zeros(n_sims, dtype=torch.long, device=device)
     if max_new <= 0:
         return {"counts": counts[:-1], "early_counts": early_counts[:-1], "sizes": sizes}
-    state, scores = model.begin(prefix.expand(n_sims, -1), max_new)
+    if getattr(model, "draws_in_simulation", False):
+        state, scores = model.begin(prefix.expand(n_sims, -1), max_new, generator=generator)
+    else:
+        state, scores = model.begin(prefix.expand(n_sims, -1), max_new)
     infected = torch.zeros(n_sims, vocab, dtype=torch.bool, device=device)
     infected[:, prefix] = True
     sim_of_row = torch.arange(n_sims, device=device)
