@@ -131,4 +131,6 @@ def _batches(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from jobs import run
+
+    sys.exit(run("ingest", main))

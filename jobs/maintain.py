@@ -147,4 +147,6 @@ def unchanged_since(folder: Path, cutoff: float) -> bool:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from jobs import run
+
+    sys.exit(run("maintain", main))

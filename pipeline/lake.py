@@ -42,6 +42,7 @@ LAYERS = ("raw", "quarantine", "ledger", "truth", "stats", "shards", "results")
 TXN_VERSION = 1  # each app id commits once: Delta skips a write whose app id holds version >= 1
 DEFAULT_RETAIN_HOURS = 168.0  # Delta's own default deletedFileRetentionDuration (7 days)
 HISTORY_LOOKBACK = 100  # commits searched for a write's own (concurrent writers included)
+APPEND_ATTEMPTS = 3  # a blind append that lost to a table's simultaneous creation is retried
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 # One path segment: no separators, no "." or "..", nothing a shell, a URI or a glob reads
 # specially. Table names start with a letter or digit (never "_delta_log" or a hidden name).
@@ -68,6 +69,10 @@ def check_name(
             "letters, digits, '_', '-' and '.', starting with a letter or digit"
         )
     return name
+
+
+#: Characters that delta-rs, which reads a local path as a URL, cannot take in a lake's path.
+URL_BREAKERS = re.compile(r"[?#%]")
 
 
 class ConcurrentWriteError(RuntimeError):
@@ -106,11 +111,30 @@ def _active_spark(spark: SparkSession | None = None) -> SparkSession:
 
 def _java_class(error: BaseException) -> str:
     """The JVM exception class behind a PySpark error ('' when there is none)."""
+    return next(iter(_java_classes(error)), "")
+
+
+def _java_classes(error: BaseException) -> list[str]:
+    """The JVM exception class behind a PySpark error and its superclasses ([] when none)."""
     java = getattr(error, "java_exception", None) or getattr(error, "_java_exception", None)
+    names: list[str] = []
     try:
-        return java.getClass().getName() if java is not None else ""
+        cls = java.getClass() if java is not None else None
+        while cls is not None:
+            names.append(cls.getName())
+            cls = cls.getSuperclass()
     except Exception:  # noqa: BLE001 - a dead gateway must not hide the original error
-        return ""
+        pass
+    return names
+
+
+def _concurrent(error: BaseException) -> bool:
+    """Whether Delta refused the commit for a simultaneous writer's: each of its conflicts
+    (concurrent append or delete, a protocol or metadata changed by a table's simultaneous
+    creation, the same app transaction) is a ``java.util.ConcurrentModificationException``."""
+    if "java.util.ConcurrentModificationException" in _java_classes(error):
+        return True
+    return "DELTA_CONCURRENT" in str(error)
 
 
 class Lake:
@@ -131,8 +155,12 @@ class Lake:
         self.root = str(Path(text).resolve()) if self.is_local else text.rstrip("/")
         # Reading a table's log (its version, history, app transactions, schema) is a few
         # milliseconds with delta-rs and a Spark job with delta-spark; delta-rs reads local
-        # lakes, Spark every other file system.
-        self._log_by_rust = self.is_local and log_reader == "auto"
+        # lakes, Spark every other file system. delta-rs takes the path as a URL: under a
+        # folder whose name holds "?" or "#" it reads an empty history, with "%" nothing at
+        # all, so such lakes are read by Spark too.
+        self._log_by_rust = (
+            self.is_local and log_reader == "auto" and not URL_BREAKERS.search(self.root)
+        )
 
     def __repr__(self) -> str:
         return f"Lake({self.root!r})"
@@ -329,10 +357,22 @@ class Lake:
             writer = writer.option("overwriteSchema", "true")
         if replace_where:
             writer = writer.option("replaceWhere", replace_where)
-        try:
-            writer.save(self.path(layer, table))
-        except Exception as error:  # noqa: BLE001 - mapped to our errors below, else re-raised
-            self._raise_mapped(error, df.schema, layer, table, app_id)
+        # A blind append conflicts with nothing but a change of the table's protocol or
+        # metadata, as when two first writers create it at once: nothing of the loser was
+        # committed, so it writes again against the table as it now is.
+        attempts = APPEND_ATTEMPTS if mode == "append" and not replace_where else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                writer.save(self.path(layer, table))
+                break
+            except Exception as error:  # noqa: BLE001 - mapped to our errors below, else re-raised
+                if attempt == attempts or not _concurrent(error) or self.committed(
+                    layer, table, app_id
+                ):
+                    self._raise_mapped(error, df.schema, layer, table, app_id)
+                    break
+                if not overwrite_schema:
+                    self._check_columns(df.schema, layer, table, partition_by)
         commit = self.commit_result(layer, table, app_id)
         if commit is None:  # Delta found the app id in the log (a concurrent same-run writer)
             return CommitResult(name, None, skipped=True)
@@ -390,8 +430,8 @@ class Lake:
         where = f"{layer}/{table}"
         text = str(error)
         java = _java_class(error)
-        if "Concurrent" in java or "DELTA_CONCURRENT" in text:
-            if "ConcurrentTransaction" in java and self.committed(layer, table, app_id):
+        if _concurrent(error):
+            if self.committed(layer, table, app_id):
                 return  # a writer with the same app id committed first: this run is done
             raise ConcurrentWriteError(
                 f"{where}: another writer committed first and conflicts with this write "

@@ -49,6 +49,7 @@ from collections.abc import Callable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from pipeline.ingest.parse import spark_path
 from pipeline.world.config import WorldConfig
 from pipeline.world.draws import exponential, sigmoid, uniform
 from pipeline.world.entities import user_attributes, with_item
@@ -85,7 +86,7 @@ RECORD_COLUMNS = (
 def materialize(df: DataFrame, path, spark: SparkSession) -> DataFrame:
     """Write an intermediate to scratch Parquet and read it back (no recomputation later)."""
     df.write.mode("overwrite").option("compression", "snappy").parquet(str(path))
-    return spark.read.parquet(str(path))
+    return spark.read.parquet(spark_path(path))  # the reader globs; the writer does not
 
 
 def _receiver(cfg: WorldConfig, hop: int) -> Column:

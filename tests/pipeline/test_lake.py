@@ -197,6 +197,17 @@ def test_history_names_each_job_run(spark, lake):
     assert history[0]["operationMetrics"]["numOutputRows"] == "4"
 
 
+@pytest.mark.parametrize("folder", ["what? #1", "100% [a]"])
+def test_write_result_and_history_under_a_url_breaking_folder(spark, tmp_path, folder):
+    """A path that is no URL ("?" starts a query, "#" a fragment, "%" an escape): the write
+    still reports its own commit, and a second write of the same run is a skip."""
+    lake = Lake(tmp_path / folder / "lake")
+    first = lake.write(_shares(spark, 3), "raw", "shares", app_id="ingest:run-1")
+    assert (first.version, first.rows, first.skipped) == (0, 3, False)
+    assert [h["userMetadata"] for h in lake.history("raw", "shares")] == ["ingest:run-1"]
+    assert lake.write(_shares(spark, 3), "raw", "shares", app_id="ingest:run-1").skipped
+
+
 def _together(*writes):
     """Run the writes in threads released at once; returns (results, errors) in order."""
     gate = threading.Barrier(len(writes))

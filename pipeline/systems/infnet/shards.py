@@ -85,6 +85,7 @@ from contracts.infnet import (
     SHARD_TABLE,
 )
 from contracts.runs import run_digest
+from pipeline.faults import failpoint
 from pipeline.lake import Lake
 from pipeline.schemas import spark_schema
 from pipeline.systems import register
@@ -818,6 +819,7 @@ def build(spark: SparkSession, lake: Lake, args: argparse.Namespace) -> dict:
         max_records_per_file=cfg.rows_per_file,
     )
     build_seconds = time.perf_counter() - started
+    failpoint("build_shards.shards-committed", spark)  # shards committed, manifest not yet
     written = lake.read(spark, "shards", SHARD_TABLE)
     info = manifest(written, capped, facts, cfg)
     info["run_id"] = run_id
