@@ -55,8 +55,39 @@ BROWSES = T.StructType(
     ]
 )
 
-TOUCH_EVENTS = ("tap", "swipe", "scroll", "long_press", "zoom")
+#: DIPN's swipe-view actions (its Table 2a); a touch row is one of them.
+TOUCH_EVENTS = ("open_page", "leave_page", "swipe", "tap")
 
+#: The app's pages a touch happens on (fewer than ``contracts.dipn.VOCAB["swipe.page"]``).
+TOUCH_PAGES = (
+    "Page_Home", "Page_Search", "Page_SearchResult", "Page_Category", "Page_Detail",
+    "Page_DetailImages", "Page_Comments", "Page_QA", "Page_SKU", "Page_Cart", "Page_Coupon",
+    "Page_Shop", "Page_ShopSearch", "Page_Feed", "Page_Live", "Page_Video", "Page_Message",
+    "Page_Chat", "Page_My", "Page_Favorites", "Page_Footprints", "Page_OrderList",
+    "Page_Logistics", "Page_Refund", "Page_Recommend", "Page_Activity", "Page_Rewards",
+    "Page_Settings", "Page_Scan", "Page_Share", "Page_Taocode", "Page_Ranking", "Page_Deals",
+    "Page_FlashSale", "Page_Wallet", "Page_Address", "Page_Membership", "Page_Help",
+    "Page_Notification", "Page_Web",
+)
+
+#: The buttons a tap may land on (fewer than ``contracts.dipn.VOCAB["tap.button"]``); a tap
+#: on no button has a null ``button``.
+TOUCH_BUTTONS = (
+    "back", "close", "more", "home", "search", "search_submit", "scan", "message", "cart",
+    "my", "share", "favorite", "unfavorite", "follow_shop", "enter_shop", "comments",
+    "comment_images", "qa", "ask", "images", "video_play", "sku", "sku_color", "sku_size",
+    "quantity_plus", "quantity_minus", "add_to_cart", "buy_now", "coupon", "coupon_claim",
+    "price_compare", "shipping", "service", "chat_seller", "recommend_item", "filter", "sort",
+    "sort_price", "sort_sales", "category", "banner", "feed_item", "live_enter", "live_like",
+    "video_like", "tab_home", "tab_feed", "tab_message", "tab_cart", "tab_my", "settings",
+    "order", "logistics", "refund", "checkout", "select_all", "remove_item", "edit", "address",
+    "rewards", "sign_in", "deals", "flash_sale", "ranking", "notification", "help",
+    "copy_taocode", "open_taocode", "web_link", "play", "pause", "confirm", "cancel",
+)
+
+#: A touch: ``x, y`` is a tap's position or a swipe's start, ``x_end, y_end`` a swipe's end,
+#: in points of the ``contracts.dipn.SCREEN_W x SCREEN_H`` screen (x right, y down);
+#: ``duration_ms`` a swipe's or a tap's duration. Times keep their milliseconds.
 TOUCHES = T.StructType(
     [
         T.StructField("user_id", T.LongType(), False),
@@ -65,6 +96,12 @@ TOUCHES = T.StructType(
         T.StructField("session_id", T.LongType(), False),
         T.StructField("event", T.StringType(), False),
         T.StructField("page", T.StringType(), True),
+        T.StructField("x", T.DoubleType(), True),
+        T.StructField("y", T.DoubleType(), True),
+        T.StructField("x_end", T.DoubleType(), True),
+        T.StructField("y_end", T.DoubleType(), True),
+        T.StructField("duration_ms", T.DoubleType(), True),
+        T.StructField("button", T.StringType(), True),
     ]
 )
 

@@ -8,26 +8,46 @@ those of the frame that ``pipeline.ingest.parse`` reads.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from pipeline.schemas import BROWSE_ACTIONS, BROWSE_PAGES, RAW, RAW_KEYS, TOUCH_EVENTS
+from contracts.dipn import SCREEN_H, SCREEN_W
+from pipeline.schemas import (
+    BROWSE_ACTIONS,
+    BROWSE_PAGES,
+    RAW,
+    RAW_KEYS,
+    TOUCH_BUTTONS,
+    TOUCH_EVENTS,
+    TOUCH_PAGES,
+)
 
 DEFAULT_MIN_TS = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 VALUE_SHOWN = 40  # characters of a bad value quoted in a reason
+ENUM_SHOWN = 8  # a longer list of allowed values is named by its size and first values
 
 # Table rules beyond types and keys.
 ENUMS: dict[str, dict[str, tuple[str, ...]]] = {
     "browses": {"action": BROWSE_ACTIONS, "page": BROWSE_PAGES},
-    "touches": {"event": TOUCH_EVENTS, "page": BROWSE_PAGES},
+    "touches": {"event": TOUCH_EVENTS, "page": TOUCH_PAGES, "button": TOUCH_BUTTONS},
 }
 NON_NEGATIVE: dict[str, tuple[str, ...]] = {
     "purchases": ("amount",),
     "items": ("price",),
     "browses": ("stay_s",),
+    "touches": ("duration_ms",),
+}
+# Closed intervals a number must lie in: touch positions are on the screen.
+RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    "touches": {
+        "x": (0.0, SCREEN_W),
+        "y": (0.0, SCREEN_H),
+        "x_end": (0.0, SCREEN_W),
+        "y_end": (0.0, SCREEN_H),
+    },
 }
 DISTINCT: dict[str, tuple[tuple[str, str], ...]] = {
     "shares": (("sender_id", "receiver_id"),),
@@ -56,6 +76,7 @@ class Rules:
     distinct: tuple[tuple[str, str], ...]
     min_ts: dt.datetime
     max_ts: dt.datetime
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @classmethod
     def for_table(
@@ -87,6 +108,7 @@ class Rules:
             distinct=DISTINCT.get(table, ()),
             min_ts=_utc(min_ts or DEFAULT_MIN_TS),
             max_ts=_utc(max_ts or now + dt.timedelta(days=1)),
+            ranges=RANGES.get(table, {}),
         )
 
 
@@ -138,7 +160,8 @@ def _column_checks(
     target: T.StructField, given: T.DataType, rules: Rules
 ) -> tuple[Column, list[Column]]:
     """One table column as its type, and its checks in reason order (each null where the value
-    passes): of the type, finite, key not null, time within bounds, non-negative, allowed."""
+    passes): of the type, finite, key not null, time within bounds, non-negative, within its
+    range, allowed."""
     name, dtype = target.name, target.dataType
     raw = F.col(f"`{name}`")
     checks: list[Column] = []
@@ -184,14 +207,32 @@ def _column_checks(
         )
     if name in rules.non_negative:
         checks.append(F.when(value < 0, F.lit(f"{name} < 0")))
+    if name in rules.ranges:
+        low, high = rules.ranges[name]
+        checks.append(
+            F.when(
+                (value < low) | (value > high),
+                F.concat(
+                    F.lit(f"column {name}: "),
+                    value.cast("string"),
+                    F.lit(f" outside [{low:g}, {high:g}]"),
+                ),
+            )
+        )
     if name in rules.enums:
         allowed = rules.enums[name]
         checks.append(
             F.when(
                 ~value.isin(*allowed),
-                F.concat(
-                    F.lit(f"{name} '"), _shown(value), F.lit(f"' not in ({', '.join(allowed)})")
-                ),
+                F.concat(F.lit(f"{name} '"), _shown(value), F.lit(f"' not in {_allowed(allowed)}")),
             )
         )
     return value, checks
+
+
+def _allowed(values: tuple[str, ...]) -> str:
+    """The allowed values as a reason names them: all of a short list, else the count and the
+    first few (a reason repeating 70 button names would drown the bad value)."""
+    if len(values) <= ENUM_SHOWN:
+        return f"({', '.join(values)})"
+    return f"the {len(values)} known values ({', '.join(values[:3])}, ...)"

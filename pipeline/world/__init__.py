@@ -15,7 +15,8 @@ The world, in order of generation (each module documents its part):
   ``sigmoid(base_logit + appeal)``); the seeds of the cascades.
 * ``cascades``: hop by hop, who shares with whom and which records convert (the *share model*);
   ``network``: the prior degrees, neighbours and tie histories that E2, E3 and E9 read.
-* ``rising``: E5's rising stars and their demand surge; ``touches``: E8's touch sessions.
+* ``rising``: E5's rising stars and their demand surge; ``touches``: the touch sessions around
+  browses (page visits of swipes and taps, DIPN's touch views), where E8 plants intent.
 * ``generate``: the raw tables and their commit; ``truth``: ``truth/world``.
 
 The planted effects:
@@ -32,7 +33,12 @@ The planted effects:
   so a rising star exists either way; E5 is the diffusion that announces it.
 * **E6** hubs share high-appeal items and their receivers convert more.
 * **E7** receivers and items follow the sender's consumption tier.
-* **E8** touch and browse sessions carry the intent of a purchase within 1 hour / 1 day.
+* **E8** a browse's touch session and the browse itself carry the intent of its purchase
+  within 1 hour (intent 2) / 1 day (intent 1), each view only if named in ``e8_views``
+  ("touch,browse" by default): intent sessions are longer, spend more time on product pages,
+  tap purchase buttons more and swipe slower and shorter (``e8_touch`` session sd per intent
+  level); intent browses stay longer and favourite / add to cart more. Off, or in a view left
+  out, sessions and browses look the same whatever follows.
 * **E9** a share converts better when its sender shared dear items (PI >= 0.5) with this
   receiver in the four weeks before, worse after cheap ones, whatever the item now shared.
 """

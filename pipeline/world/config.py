@@ -39,6 +39,9 @@ import yaml
 
 EFFECTS = ("E1", "E2", "E3", "E4", "E5", "E6", "E7", "E8", "E9")
 
+#: The behaviour views that can carry E8's purchase intent (``WorldConfig.e8_views``).
+E8_VIEWS = ("touch", "browse")
+
 #: Seconds in a week: week n (from 1) holds ``(n - 1) * WEEK_S <= t < n * WEEK_S``.
 WEEK_S = 7 * 86400
 
@@ -54,6 +57,13 @@ class WorldConfig:
         seed: everything is a deterministic function of it.
         weeks: length of the world in weeks, starting on ``start`` (a Monday).
         effects: the planted effects switched on (subset of ``EFFECTS``).
+        touch_session_rate: share of organic browses with a touch session around them.
+        swipes_per_session, taps_per_session: mean swipes and taps of a session (37.7 and 9.3,
+            the paper's Table 1 ratios to browses).
+        e8_views: the views that carry E8's intent, a comma list of ``E8_VIEWS`` ("touch,browse";
+            "touch", "browse" or "" for none); with E8 off no view does.
+        e8_touch: shift of a touch session's latent styles per intent level, in units of their
+            session-to-session spread (0.6; ``touches``).
     """
 
     share_records: int = 200_000
@@ -82,6 +92,8 @@ class WorldConfig:
     item_zipf: float = 2.2
     browses_per_record: float = 0.4
     touch_session_rate: float = 0.12
+    swipes_per_session: float = 37.7
+    taps_per_session: float = 9.3
     buy_delay_hours: float = 8.0
     seed_bought: float = 0.3
     # conversion model
@@ -102,6 +114,8 @@ class WorldConfig:
     surge_permille: float = 1.0
     weekly_price_sd: float = 0.08
     e7_same_tier: float = 0.7
+    e8_views: str = "touch,browse"
+    e8_touch: float = 0.6
 
     def __post_init__(self) -> None:
         unknown = set(self.effects) - set(EFFECTS)
@@ -112,6 +126,7 @@ class WorldConfig:
         if self.share_records < 100:
             raise ValueError("share_records must be at least 100")
         self.effects = frozenset(self.effects)
+        self.e8_views = ",".join(parse_views(self.e8_views))
         self._resolve_rising_every()
 
     @property
@@ -155,6 +170,13 @@ class WorldConfig:
     def on(self, effect: str) -> bool:
         return effect in self.effects
 
+    def intent_in(self, view: str) -> bool:
+        """Whether ``view`` ("touch" or "browse") carries E8's intent: E8 on and the view in
+        ``e8_views``."""
+        if view not in E8_VIEWS:
+            raise ValueError(f"unknown view {view!r}; known: {', '.join(E8_VIEWS)}")
+        return self.on("E8") and view in self.e8_views.split(",")
+
     def records_per_seed(self, hub: bool) -> float:
         """Expected share records of a cascade seeded by a hub or a normal user."""
 
@@ -192,6 +214,18 @@ def parse_effects(text: str) -> frozenset[str]:
     return frozenset(chosen)
 
 
+def parse_views(text: str) -> tuple[str, ...]:
+    """``"touch,browse"``, ``"touch"``, ``"browse"`` or ``""`` -> the views, in ``E8_VIEWS``
+    order; an unknown name is a ``ValueError`` that lists the known ones."""
+    if not isinstance(text, str):
+        raise ValueError(f"e8_views must be text like 'touch,browse', got {text!r}")
+    chosen = {p.strip().lower() for p in text.split(",") if p.strip()}
+    unknown = chosen - set(E8_VIEWS)
+    if unknown:
+        raise ValueError(f"unknown e8_views {sorted(unknown)}; use {', '.join(E8_VIEWS)}")
+    return tuple(v for v in E8_VIEWS if v in chosen)
+
+
 # -- setting fields by name ---------------------------------------------------------------------
 
 
@@ -202,6 +236,7 @@ class ConfigError(ValueError):
 #: What each field type accepts, as said in error messages.
 _EXPECTED = {
     int: "an integer",
+    str: "text",
     float: "a number",
     dt.date: "a date YYYY-MM-DD",
     frozenset[str]: "all, none, a list like E1,E3, or -E2 (all but E2)",
@@ -246,7 +281,10 @@ def field_value(name: str, value: object) -> object:
 def _cast(kind: object, value: object) -> object:
     if isinstance(value, bool):  # YAML's true/false is no number, date or effect list
         raise TypeError("a boolean")
-    if kind is int:
+    if kind is str:
+        if isinstance(value, str):
+            return value.strip()
+    elif kind is int:
         if isinstance(value, int):
             return value
         if isinstance(value, str):

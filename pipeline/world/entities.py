@@ -11,8 +11,12 @@
   ``rising_every``-th item) take turns over the top categories. Rising stars and their surge
   weeks are set here, see ``rising`` (E5 is the diffusion before the surge, not the surge).
 * **Browses** are organic: a user views an item (Zipf over ranks); the browse converts with
-  probability ``sigmoid(base_logit + appeal)``, the *browse model*. With E8 on, its action, page
-  and stay carry the intent of a purchase that follows (``touches``).
+  probability ``sigmoid(base_logit + appeal)``, the *browse model*. Its ``intent`` is 2 when the
+  purchase follows within 1 hour, 1 within 1 day, else 0. With E8 on and "browse" in
+  ``e8_views`` the browse's action and stay carry it (``browse_intent``): fewer views, clicks
+  and searches, more favourites and add-to-carts, stays ``intent + 1`` times as long. With E8 on
+  and "touch" in ``e8_views`` the touch session around the browse carries it (``touch_intent``,
+  read by ``touches``). Otherwise both are 0 and the browse looks the same whatever follows.
 * **Seeds** of cascades are browses too: a user who browsed (and maybe bought) an item shares
   it. With E6 on, hubs pick items from the top of the popularity ranks (high appeal); off, they
   pick like everyone else. With E7 on, seeds pick items of the sender's price tier
@@ -144,26 +148,33 @@ def browses(spark: SparkSession, cfg: WorldConfig) -> DataFrame:
 
 
 def browse_outcome(df: DataFrame, cfg: WorldConfig) -> DataFrame:
-    """Browse-model purchase decision, action/page/stay (E8 makes them carry the intent)."""
+    """Browse-model purchase decision (``buy_t``), its ``intent`` (2: a purchase within 1 hour,
+    1: within 1 day, 0: none), the intent each view carries (``browse_intent``,
+    ``touch_intent``: ``intent`` where E8 plants it in that view, else 0), and action/page/stay,
+    which follow ``browse_intent``."""
     s = cfg.seed
     bid = F.col("browse_id")
     p_buy = sigmoid(F.lit(cfg.base_logit) + F.col("appeal"))
     delay = exponential(s, "b-delay", cfg.buy_delay_hours * 3600, bid).cast("long")
     bought = uniform(s, "b-buy", bid) < p_buy
     df = df.withColumn("buy_t", F.when(bought, F.col("t") + delay))
-    # intent: 2 = buys within 1 hour, 1 = within 1 day, 0 = otherwise
     intent = (
         F.when(F.col("buy_t").isNull(), 0)
         .when(F.col("buy_t") - F.col("t") <= 3600, 2)
         .when(F.col("buy_t") - F.col("t") <= 86400, 1)
         .otherwise(0)
     )
-    df = df.withColumn("intent", intent if cfg.on("E8") else F.lit(0))
+    df = (
+        df.withColumn("intent", intent)
+        .withColumn("browse_intent", F.col("intent") if cfg.intent_in("browse") else F.lit(0))
+        .withColumn("touch_intent", F.col("intent") if cfg.intent_in("touch") else F.lit(0))
+    )
+    carried = F.col("browse_intent")
     u_act = uniform(s, "b-action", bid)
     action = (
-        F.when(u_act < F.lit(0.55) - F.col("intent") * 0.2, "view")
-        .when(u_act < F.lit(0.75) - F.col("intent") * 0.2, "click")
-        .when(u_act < F.lit(0.85) - F.col("intent") * 0.1, "search")
+        F.when(u_act < F.lit(0.55) - carried * 0.2, "view")
+        .when(u_act < F.lit(0.75) - carried * 0.2, "click")
+        .when(u_act < F.lit(0.85) - carried * 0.1, "search")
         .when(u_act < 0.93, "favorite")
         .otherwise("cart")
     )
@@ -171,7 +182,7 @@ def browse_outcome(df: DataFrame, cfg: WorldConfig) -> DataFrame:
     page = F.element_at(
         pages, (uniform(s, "b-page", bid) * len(schemas.BROWSE_PAGES)).cast("int") + 1
     )
-    stay = F.round(exponential(s, "b-stay", 40.0, bid) * (F.col("intent") + 1), 1)
+    stay = F.round(exponential(s, "b-stay", 40.0, bid) * (carried + 1), 1)
     return df.withColumn("action", action).withColumn("page", page).withColumn("stay_s", stay)
 
 

@@ -154,18 +154,7 @@ def _raw_tables(
         "page",
         F.col("stay_s").cast("double").alias("stay_s"),
     ).where(F.col("ts") >= timestamp(cfg, F.lit(0)))
-    raw_touches = (
-        touches(browse_df, cfg)
-        .select(
-            "user_id",
-            "item_id",
-            timestamp(cfg, F.col("t")).alias("ts"),
-            "session_id",
-            "event",
-            "page",
-        )
-        .where(F.col("ts") >= timestamp(cfg, F.lit(0)))
-    )
+    raw_touches = touches(browse_df, cfg)  # inside the world, times in milliseconds
     tables = {
         "users": user_df.select(
             "user_id",

@@ -29,13 +29,24 @@ def truth_rows(cfg: WorldConfig) -> list[tuple]:
          "sales in the two surge weeks vs the category's best ordinary item"),
         ("E6", on("E6"), "e6_hub", cfg.e6_hub, "logit if the sender is a hub"),
         ("E7", on("E7"), "e7_same_tier", cfg.e7_same_tier, "P(receiver/item in sender's tier)"),
-        ("E8", on("E8"), "touch_session_rate", cfg.touch_session_rate, "sessions per browse"),
+        ("E8", on("E8"), "touch_session_rate", cfg.touch_session_rate,
+         "share of organic browses with a touch session"),
+        ("E8", cfg.intent_in("touch"), "e8_touch", cfg.e8_touch,
+         "shift of a touch session's latent styles (length, product pages, purchase buttons, "
+         "slow short swipes) per intent level (2: buys within 1 h, 1: within 1 day), in units "
+         "of their spread across sessions; enabled = the touch view carries intent"),
+        ("E8", cfg.intent_in("browse"), "e8_browse_stay", 1.0,
+         "a browse's stay is (intent + 1) times as long, its action more often favourite or "
+         "cart; enabled = the browse view carries intent"),
         ("E9", on("E9"), "e9_tie", cfg.e9_tie,
          f"logit per tie_score: clip(dear - cheap, -{TIE_CAP}, {TIE_CAP}) / {TIE_CAP} over the "
          f"pair's shares in the {TIE_WEEKS} weeks before; dear: PI >= {DEAR_PI}"),
     ]
     for key, value in asdict(cfg).items():
         if key in {"effects", "start"}:
+            continue
+        if isinstance(value, str):  # e8_views: the text is the setting
+            rows.append(("world", True, key, None, f"generator setting: {value!r}"))
             continue
         rows.append(("world", True, key, float(value), "generator setting"))
     rows.append(("world", True, "start_epoch_days", float(cfg.start.toordinal() - 719163), "start"))

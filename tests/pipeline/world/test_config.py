@@ -34,7 +34,7 @@ def test_config_rejects_bad_start():
 def test_field_types_cover_every_field():
     types = field_types()
     assert list(types)[:5] == ["share_records", "seed", "weeks", "start", "effects"]
-    assert len(types) == 43
+    assert len(types) == 47
     assert types["e9_tie"] is float and types["hops"] is int and types["start"] is dt.date
 
 

@@ -1,0 +1,1 @@
+"""dipn: shard builders (see pipeline/systems/__init__.py)."""
