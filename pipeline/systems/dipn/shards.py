@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 DIPN_SHARD = spark_schema(contract.SHARD)
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
+#: A row's cuts are numbered in 16 bits where the trainer names its examples.
+MAX_CUTS = 65_535
 
 
 @dataclass
@@ -72,8 +74,9 @@ class DipnShardConfig:
         return cls(**{k: v for k, v in vars(args).items() if k in known and v is not None})
 
     def check(self) -> None:
-        if self.cuts_per_day < 1 or self.train_days < 1:
-            raise ValueError(f"--cuts-per-day and --train-days must be >= 1: {asdict(self)}")
+        if not 1 <= self.cuts_per_day <= MAX_CUTS or self.train_days < 1:
+            raise ValueError(f"--cuts-per-day must be in 1..{MAX_CUTS} and --train-days >= 1: "
+                             f"{asdict(self)}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
