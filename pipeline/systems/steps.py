@@ -42,3 +42,52 @@ class Steps:
             log.info("%s: %s rows, %.1f s", name, f"{rows:,}", seconds)
         failpoint(f"build_shards.step-{name}", df.sparkSession)
         return kept
+
+
+def commit_shards(
+    spark,
+    lake,
+    task: str,
+    config: dict,
+    raw_tables: tuple[str, ...],
+    build,
+    manifest,
+    *,
+    run_id: str | None,
+    tables: tuple[str, str],
+    schema_version: int,
+    shard_schema,
+    rows_per_file: int,
+) -> dict:
+    """The common frame of a shard builder: read the raw tables, build the rows
+    (``build(raw, steps) -> (rows, facts)``, ``raw`` in ``raw_tables``' order), commit them,
+    then the one-row manifest (``manifest(written, facts) -> dict``, plus the run id, raw
+    versions, wall seconds and steps). The run id defaults to a digest of ``config`` and the
+    raw tables' versions, so a re-run over the same input commits nothing new."""
+    import json
+
+    import pyarrow as pa
+
+    from contracts.runs import run_digest
+
+    shard_table, manifest_table = tables
+    versions = {t: lake.version("raw", t) for t in raw_tables}
+    run_id = run_id or run_digest({"config": config, "raw": versions})
+    app_id = f"build_shards-{task}-{run_id}"
+    started = time.perf_counter()
+    steps = Steps()
+    rows, facts = build([lake.read(spark, "raw", t) for t in raw_tables], steps)
+    result = lake.write(
+        rows, "shards", shard_table, mode="overwrite", app_id=app_id,
+        expected_schema=shard_schema, max_records_per_file=rows_per_file,
+    )
+    build_seconds = time.perf_counter() - started
+    info = manifest(lake.read(spark, "shards", shard_table), facts)
+    info.update(run_id=run_id, raw_versions=versions, build_seconds=round(build_seconds, 1),
+                steps=steps.record)
+    lake.write_arrow(
+        pa.table({"schema_version": [schema_version], "run_id": [run_id],
+                  "json": [json.dumps(info, default=str)]}),
+        "shards", manifest_table, mode="overwrite", app_id=app_id,
+    )
+    return {"shards": str(result), **info}

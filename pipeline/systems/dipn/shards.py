@@ -24,18 +24,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
-import time
 from dataclasses import asdict, dataclass, fields
 
-import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from contracts import dipn as contract
 from contracts.dipn import MANIFEST_TABLE, MAX_LEN, SCHEMA_VERSION, SHARD_TABLE
-from contracts.runs import run_digest
 from pipeline.lake import Lake
 from pipeline.schemas import spark_schema
 from pipeline.stats.common import world_origin
@@ -47,7 +43,7 @@ from pipeline.systems.dipn.features import (
     swipe_events,
     tap_events,
 )
-from pipeline.systems.steps import Steps
+from pipeline.systems.steps import Steps, commit_shards
 
 log = logging.getLogger(__name__)
 
@@ -318,27 +314,11 @@ RAW_TABLES = ("touches", "browses", "purchases", "items", "users")
 @register("dipn", arguments=add_arguments)
 def build(spark: SparkSession, lake: Lake, args: argparse.Namespace) -> dict:
     cfg = DipnShardConfig.from_args(args)
-    versions = {t: lake.version("raw", t) for t in RAW_TABLES}
-    run_id = args.run_id or run_digest({"config": asdict(cfg), "raw": versions})
-    app_id = f"build_shards-dipn-{run_id}"
-    started = time.perf_counter()
-    steps = Steps()
-    rows, facts = build_dipn_shards(
-        spark, *(lake.read(spark, "raw", t) for t in RAW_TABLES), cfg, steps
+    return commit_shards(
+        spark, lake, "dipn", asdict(cfg), RAW_TABLES,
+        lambda raw, steps: build_dipn_shards(spark, *raw, cfg, steps),
+        lambda written, facts: manifest(written, facts, cfg),
+        run_id=args.run_id, tables=(SHARD_TABLE, MANIFEST_TABLE),
+        schema_version=SCHEMA_VERSION, shard_schema=DIPN_SHARD,
+        rows_per_file=cfg.rows_per_file,
     )
-    result = lake.write(
-        rows, "shards", SHARD_TABLE, mode="overwrite", app_id=app_id,
-        expected_schema=DIPN_SHARD, max_records_per_file=cfg.rows_per_file,
-    )
-    build_seconds = time.perf_counter() - started
-    info = manifest(lake.read(spark, "shards", SHARD_TABLE), facts, cfg)
-    info["run_id"] = run_id
-    info["raw_versions"] = versions
-    info["build_seconds"] = round(build_seconds, 1)
-    info["steps"] = steps.record
-    lake.write_arrow(
-        pa.table({"schema_version": [SCHEMA_VERSION], "run_id": [run_id],
-                  "json": [json.dumps(info, default=str)]}),
-        "shards", MANIFEST_TABLE, mode="overwrite", app_id=app_id,
-    )
-    return {"shards": str(result), **info}

@@ -25,24 +25,20 @@ same row.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import time
 from dataclasses import asdict, dataclass, fields
 
-import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from contracts import risenet as contract
 from contracts.risenet import MANIFEST_TABLE, SCHEMA_VERSION, SHARD_TABLE
-from contracts.runs import run_digest
 from pipeline.lake import Lake
 from pipeline.schemas import spark_schema
 from pipeline.stats import rising
 from pipeline.stats.common import with_week, world_origin
 from pipeline.systems import register
-from pipeline.systems.steps import Steps
+from pipeline.systems.steps import Steps, commit_shards
 
 log = logging.getLogger(__name__)
 
@@ -437,28 +433,11 @@ def manifest(shards: DataFrame, facts: dict, cfg: RiseNetShardConfig) -> dict:
 @register("risenet", arguments=add_arguments)
 def build(spark: SparkSession, lake: Lake, args: argparse.Namespace) -> dict:
     cfg = RiseNetShardConfig.from_args(args)
-    raw = ("shares", "purchases", "items", "users")
-    versions = {t: lake.version("raw", t) for t in raw}
-    run_id = args.run_id or run_digest({"config": asdict(cfg), "raw": versions})
-    app_id = f"build_shards-risenet-{run_id}"
-    started = time.perf_counter()
-    steps = Steps()
-    rows, facts = build_risenet_shards(
-        spark, *(lake.read(spark, "raw", t) for t in raw), cfg, steps
+    return commit_shards(
+        spark, lake, "risenet", asdict(cfg), ("shares", "purchases", "items", "users"),
+        lambda raw, steps: build_risenet_shards(spark, *raw, cfg, steps),
+        lambda written, facts: manifest(written, facts, cfg),
+        run_id=args.run_id, tables=(SHARD_TABLE, MANIFEST_TABLE),
+        schema_version=SCHEMA_VERSION, shard_schema=RISENET_SHARD,
+        rows_per_file=cfg.rows_per_file,
     )
-    result = lake.write(
-        rows, "shards", SHARD_TABLE, mode="overwrite", app_id=app_id,
-        expected_schema=RISENET_SHARD, max_records_per_file=cfg.rows_per_file,
-    )
-    build_seconds = time.perf_counter() - started
-    info = manifest(lake.read(spark, "shards", SHARD_TABLE), facts, cfg)
-    info["run_id"] = run_id
-    info["raw_versions"] = versions
-    info["build_seconds"] = round(build_seconds, 1)
-    info["steps"] = steps.record
-    lake.write_arrow(
-        pa.table({"schema_version": [SCHEMA_VERSION], "run_id": [run_id],
-                  "json": [json.dumps(info, default=str)]}),
-        "shards", MANIFEST_TABLE, mode="overwrite", app_id=app_id,
-    )
-    return {"shards": str(result), **info}
