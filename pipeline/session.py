@@ -24,6 +24,14 @@ DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "spark-defaults.conf"
 PROGRESS = "spark.ui.showConsoleProgress"
 DRIVER_JAVA_OPTIONS = "spark.driver.extraJavaOptions"
 _LOG4J_FILE = re.compile(r"(-Dlog4j2?\.configurationFile=)(\S+)")
+#: Characters Spark's file readers expand as a glob pattern.
+GLOB_CHARACTERS = re.compile(r"[\\*?\[\]{}]")
+
+
+def spark_path(file: str | os.PathLike) -> str:
+    """The file's absolute path as Spark must be given it: Spark expands every path it reads
+    as a glob pattern, so a name like ``a[1].csv`` would read ``a1.csv`` instead."""
+    return GLOB_CHARACTERS.sub(lambda m: "\\" + m.group(0), os.path.abspath(file))
 
 
 def read_defaults(path: str | os.PathLike | None = None) -> dict[str, str]:

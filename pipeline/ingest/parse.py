@@ -7,7 +7,6 @@ the internal columns ``_raw``, ``_source_file``, ``_row_number``, ``_blank`` and
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -26,13 +25,13 @@ from pipeline.ingest.rules import (
     _shown,
     validate,
 )
+from pipeline.session import GLOB_CHARACTERS, spark_path  # noqa: F401 - re-exported
 
 # Hadoop's own .zst codec needs a native library that Spark's distribution lacks; this one is
 # pure Java and ships in Spark's jars (aircompressor). Registered after the built-in codecs,
 # it is the one Hadoop picks for .zst files.
 ZSTD_CODEC = "io.airlift.compress.zstd.ZstdCodec"
 # Spark reads every path as a Hadoop glob pattern: these characters are escaped.
-GLOB_CHARACTERS = re.compile(r"[\\*?\[\]{}]")
 
 # Reasons the parsers give (the CSV one names the header's fields, so it is built per header).
 NOT_UTF8 = "line is not UTF-8 text"
@@ -75,12 +74,6 @@ def read_lines(spark: SparkSession, files: list[Path]) -> DataFrame:
         _local_path(F.col("_file")).alias(SOURCE),
         (F.col("_offset") + F.col("_pos") - F.col("_first") + 1).alias(ROW),
     )
-
-
-def spark_path(file: Path) -> str:
-    """The file's absolute path as Spark must be given it: Spark expands every path it reads
-    as a glob pattern, so a name like ``a[1].csv`` would read ``a1.csv`` instead."""
-    return GLOB_CHARACTERS.sub(lambda m: "\\" + m.group(0), os.path.abspath(file))
 
 
 def check_files_read(frame: DataFrame, files: list[Path]) -> None:

@@ -1,13 +1,17 @@
-"""Timed, kept intermediate results for the shard builders (``Steps``)."""
+"""What the shard builders share: timed, kept intermediate results (``Steps``) and the frame
+that commits a build's rows and manifest (``commit_shards``)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
+import pyarrow as pa
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 
+from contracts.runs import run_digest
 from pipeline.faults import failpoint
 
 log = logging.getLogger(__name__)
@@ -64,12 +68,6 @@ def commit_shards(
     then the one-row manifest (``manifest(written, facts) -> dict``, plus the run id, raw
     versions, wall seconds and steps). The run id defaults to a digest of ``config`` and the
     raw tables' versions, so a re-run over the same input commits nothing new."""
-    import json
-
-    import pyarrow as pa
-
-    from contracts.runs import run_digest
-
     shard_table, manifest_table = tables
     versions = {t: lake.version("raw", t) for t in raw_tables}
     run_id = run_id or run_digest({"config": config, "raw": versions})

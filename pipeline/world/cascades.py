@@ -49,7 +49,7 @@ from collections.abc import Callable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline.ingest.parse import spark_path
+from pipeline.session import spark_path
 from pipeline.world.config import WorldConfig
 from pipeline.world.draws import exponential, sigmoid, uniform
 from pipeline.world.entities import user_attributes, with_item

@@ -131,9 +131,8 @@ def labels_and_history(cuts: DataFrame, events: DataFrame) -> DataFrame:
     acts = events.where(F.col("view") == "browse").select(
         "user_id", "ts", F.col("action"), F.lit(0).alias("is_cut")
     )
-    marks = cuts.select("user_id", "ts", F.lit(None).cast("string").alias("action"),
-                        F.lit(1).alias("is_cut"))
-    both = acts.unionByName(marks)
+    marks = cuts.withColumn("action", F.lit(None).cast("string")).withColumn("is_cut", F.lit(1))
+    both = acts.unionByName(marks, allowMissingColumns=True)  # the cuts' own columns ride along
     # Cuts sort after the events of their own time: a purchase at tau is history, not label.
     after = Window.partitionBy("user_id").orderBy("ts", "is_cut").rowsBetween(
         1, Window.unboundedFollowing)
@@ -150,25 +149,22 @@ def labels_and_history(cuts: DataFrame, events: DataFrame) -> DataFrame:
         (F.least(F.col(name), F.lit(contract.HISTORY_CAP)) + 1).cast("short")
         for name in contract.HISTORY_FEATURES
     ])
-    return cuts.join(
-        got.select(
-            "user_id", "ts",
-            F.coalesce((delta <= HOUR_MS).cast("byte"), F.lit(0).cast("byte")).alias("label_1h"),
-            F.coalesce((delta <= DAY_MS).cast("byte"), F.lit(0).cast("byte")).alias("label_1d"),
-            history.alias("history"),
-        ).dropDuplicates(["user_id", "ts"]),
-        ["user_id", "ts"],
+    return got.select(
+        *cuts.columns,
+        F.coalesce((delta <= HOUR_MS).cast("byte"), F.lit(0).cast("byte")).alias("label_1h"),
+        F.coalesce((delta <= DAY_MS).cast("byte"), F.lit(0).cast("byte")).alias("label_1d"),
+        history.alias("history"),
     )
 
 
 def cut_ends(cuts: DataFrame, events: DataFrame) -> DataFrame:
-    """The cuts with ``end_<view>``: how many of the user's events of that view have a time
-    <= tau (the 1-based position of the last one), and the events with ``pos`` in their view."""
+    """The cuts (``is_cut`` 1, with their own columns) and the events (0), each with
+    ``end_<view>``: how many of the user's events of that view have a time <= its time (for an
+    event, its 1-based position in its view)."""
     ev = events.select("user_id", "view", "ts", "key", "x")
-    marks = cuts.select("user_id", F.lit(None).cast("string").alias("view"), "ts",
-                        F.lit(None).cast("long").alias("key"),
-                        F.lit(None).cast("array<short>").alias("x"))
-    both = ev.unionByName(marks).withColumn("is_cut", F.col("view").isNull().cast("int"))
+    marks = cuts.withColumn("view", F.lit(None).cast("string"))
+    both = ev.unionByName(marks, allowMissingColumns=True).withColumn(
+        "is_cut", F.col("view").isNull().cast("int"))
     running = Window.partitionBy("user_id").orderBy("ts", "is_cut", "view", "key").rowsBetween(
         Window.unboundedPreceding, Window.currentRow)
     for v in VIEWS:
@@ -180,10 +176,9 @@ def assemble(cuts: DataFrame, positioned: DataFrame, profiles: DataFrame,
              steps: Steps) -> DataFrame:
     """One row per (user, day): each view's events from ``MAX_LEN`` before the day's first cut
     to its last, and the cuts with their end offsets into them."""
-    ends = positioned.where(F.col("is_cut") == 1).select(
-        "user_id", "ts", *[F.coalesce(F.col(f"end_{v}"), F.lit(0)).alias(f"end_{v}")
-                           for v in VIEWS])
-    cuts = steps("cuts", cuts.join(ends.dropDuplicates(["user_id", "ts"]), ["user_id", "ts"]))
+    cuts = steps("cuts", positioned.where(F.col("is_cut") == 1).select(
+        *cuts.columns, *[F.coalesce(F.col(f"end_{v}"), F.lit(0)).alias(f"end_{v}")
+                         for v in VIEWS]))
     ranges = cuts.groupBy("user_id", "day").agg(
         *[F.greatest(F.min(f"end_{v}") - MAX_LEN, F.lit(0)).alias(f"lo_{v}") for v in VIEWS],
         *[F.max(f"end_{v}").alias(f"hi_{v}") for v in VIEWS],
