@@ -8,10 +8,11 @@ A row is a model with options: ``dipn`` and its ablations (the paper's Tables 4-
 ``dipn-early-fusion``, ``-no-attention``, ``-no-inter-view``, ``-no-intra-view``; single-task
 ``dipn-1h`` / ``dipn-1d``, which report their one head), the paper's Table 6 rows
 (``dipn-wo-<source>`` without one source, ``dipn-only-<source>`` with it alone) and the
-baselines ``gbdt`` and ``rnn_dnn``. Each (row, seed) is one ``python -m models.train`` run
-(``OUT/<row>-s<seed>/results.json``); a finished run is not repeated; ``--jobs`` runs go side by
-side. The table gives the mean and sd over seeds of the test AUC of both heads. A script, not
-a test.
+baselines ``gbdt`` and ``rnn_dnn``, and ``timing``, the control that sees when and how much a
+user acted but not what she did (its AUC is what no intent is needed for). Each (row, seed) is
+one ``python -m models.train`` run (``OUT/<row>-s<seed>/results.json``); a finished run is not
+repeated; ``--jobs`` runs go side by side. The table gives the mean and sd over seeds of the
+test AUC of both heads. A script, not a test.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import sys
 import model_runs  # beside this script
 
 METRICS = ("auc_1h", "auc_1d")
-ONE_SHOT = {"gbdt"}  # fitted once, deterministic per seed
+ONE_SHOT = {"gbdt", "timing"}  # fitted once, deterministic per seed
 SOURCES = ("swipe", "tap", "browse", "history", "profile")
 
 #: row -> (model, options)
@@ -39,6 +40,7 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     **{f"dipn-only-{s}": ("dipn", [f"sources={s}"]) for s in SOURCES},
     "gbdt": ("gbdt", []),
     "rnn_dnn": ("rnn_dnn", []),
+    "timing": ("timing", []),
 }
 
 

@@ -5,10 +5,15 @@ per-sample summaries of all three views.
   joined with the embedded history and profile, go through a DNN into the two heads.
 * ``gbdt`` ([15] of the paper, with the history and profile added as the paper does): one
   LightGBM booster per trained head on ``summary_features``: for each view the events in the
-  last 1 min / 10 min / 1 h / whole sequence, the share of each action, event, button, type
-  and page id among its events, the mean gap, duration and stay buckets; then the history ids
-  and the profile ids (categorical). ``fit`` collates the training split in chunks and reads
-  the same features from the batches that ``predict`` gets.
+  last 1 min / 10 min / 1 h / whole sequence and the age of its latest event, the share of
+  each action, event, button, type and page id among its events, the mean gap, duration and
+  stay buckets; then the history ids and the profile ids (categorical). ``fit`` collates the
+  training split in chunks and reads the same features from the batches that ``predict`` gets.
+* ``timing``, a control rather than a paper's baseline: the same booster on the part of those
+  features that says *when* and *how much* the user acted and who she is (per view the event
+  counts and the latest event's age, the history, the profile) and nothing of *what* the
+  events were. Whatever it scores comes from activity and timing; a model's edge over it is
+  what the sequences' content adds (on a generated world: E8's planted intent).
 """
 
 from __future__ import annotations
@@ -39,11 +44,15 @@ MEANS = {"swipe": ("gap", "duration"), "tap": (), "browse": ("stay",)}
 CHUNK = 1024
 
 
-def feature_names() -> list[str]:
-    """Names of the columns of ``summary_features``."""
+def feature_names(content: bool = True) -> list[str]:
+    """Names of the columns of ``summary_features`` (``content=False``: of the timing
+    control's)."""
     names = []
     for view in VIEWS:
         names += [f"{view}_events_{w}" for w in WINDOWS]
+        names.append(f"{view}_latest_age_s")
+        if not content:
+            continue
         for feature in SHARES[view]:
             size = contract.VOCAB[f"{view}.{feature}"]
             names += [f"{view}_{feature}_{i}_share" for i in range(1, size)]
@@ -60,8 +69,10 @@ def _shares(ids: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def summary_features(batch: dict[str, Any]) -> np.ndarray:
-    """A collated batch -> (B, len(feature_names())) float64 (NaN: a mean over no event)."""
+def summary_features(batch: dict[str, Any], content: bool = True) -> np.ndarray:
+    """A collated batch -> (B, len(feature_names(content))) float64 (NaN: a mean, or the
+    latest age, over no event). Sequences are right-aligned: the last position is the latest
+    event."""
     columns = []
     for view in VIEWS:
         x = batch[view].cpu().numpy()
@@ -70,6 +81,10 @@ def summary_features(batch: dict[str, Any]) -> np.ndarray:
         for window in WINDOWS.values():
             inside = mask if window is None else mask & (age <= window)
             columns.append(inside.sum(1, keepdims=True).astype(np.float64))
+        latest = np.where(mask[:, -1:], age[:, -1:] / 1000.0, np.nan)
+        columns.append(latest.astype(np.float64))
+        if not content:
+            continue
         for feature in SHARES[view]:
             j = FEATURES[view].index(feature)
             columns.append(_shares(x[..., j], mask, contract.VOCAB[f"{view}.{feature}"]))
@@ -98,6 +113,9 @@ class GBDT(SklearnBaseline):
     class Config(LightGBMConfig):
         pass
 
+    #: Whether the summaries describe what the events were (False: the timing control).
+    content = True
+
     def __init__(self, config: Any, meta: dict[str, Any]):
         super().__init__(config, meta)
         self.trained = [HEADS.index(h) for h in meta.get("heads", HEADS)]
@@ -111,18 +129,18 @@ class GBDT(SklearnBaseline):
         xs, ys = [], []
         for start in range(0, len(examples), CHUNK):
             batch = task.collate(list(examples[start:start + CHUNK]))
-            xs.append(summary_features(batch))
+            xs.append(self.batch_features(batch))
             ys.append(np.stack([batch[f"y_{h}"].numpy() for h in HEADS], 1))
         if not xs:
-            return np.zeros((0, len(feature_names()))), np.zeros((0, len(HEADS)))
+            return np.zeros((0, len(feature_names(self.content)))), np.zeros((0, len(HEADS)))
         return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
 
     def batch_features(self, batch: dict[str, Any]) -> np.ndarray:
-        return summary_features(batch)
+        return summary_features(batch, self.content)
 
     def fit_kwargs(self, x: np.ndarray) -> dict[str, Any]:
         profile = len(FEATURES["profile"])
-        return {"feature_name": feature_names(),
+        return {"feature_name": feature_names(self.content),
                 "categorical_feature": list(range(x.shape[1] - profile, x.shape[1]))}
 
     def fit(self, examples: Sequence[Any], task: Task) -> None:
@@ -144,6 +162,18 @@ class GBDT(SklearnBaseline):
             warnings.filterwarnings("ignore", message="X does not have valid feature names")
             proba = np.stack([b.predict_proba(x)[:, 1] for b in self.estimator], 1)
         return torch.from_numpy(proba).float()  # (B, H)
+
+
+@register_model("dipn", "timing")
+class Timing(GBDT):
+    """The timing control: ``GBDT`` on ``summary_features(batch, content=False)``, the event
+    counts and latest ages of each view with the history and the profile; it cannot see a
+    page, a button, an action or a stay.
+
+    Args (``Config``): those of ``GBDT``. Shapes: as ``GBDT``.
+    """
+
+    content = False
 
 
 @register_model("dipn", "rnn_dnn")

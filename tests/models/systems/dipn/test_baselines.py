@@ -11,7 +11,13 @@ import pytest
 import torch
 
 from contracts import dipn as contract
-from models.systems.dipn.baselines import GBDT, RnnDnn, feature_names, summary_features
+from models.systems.dipn.baselines import (
+    GBDT,
+    RnnDnn,
+    Timing,
+    feature_names,
+    summary_features,
+)
 from models.systems.dipn.task import (
     DipnSplit,
     DipnTask,
@@ -47,6 +53,9 @@ def test_summary_features_by_hand():
     assert [got[f"swipe_events_{w}"] for w in ("1min", "10min", "1h", "all")] == [1, 2, 3, 4]
     assert [got[f"tap_events_{w}"] for w in ("1min", "10min", "1h", "all")] == [0, 1, 1, 1]
     assert got["browse_events_all"] == 0
+    # the latest swipe 30 s before tau, the tap 90 s; no browse: NaN
+    assert got["swipe_latest_age_s"] == 30.0 and got["tap_latest_age_s"] == 90.0
+    assert math.isnan(got["browse_latest_age_s"])
     assert got["swipe_action_3_share"] == 0.75 and got["swipe_action_4_share"] == 0.25
     assert got["swipe_page_2_share"] == 0.75 and got["swipe_page_3_share"] == 0.25
     assert got["tap_button_5_share"] == 1.0 and got["tap_button_6_share"] == 0.0
@@ -77,6 +86,24 @@ def test_gbdt_finds_the_button_and_survives_a_checkpoint(synthetic):
     restored = GBDT(GBDT.make_config({"n_estimators": 50}), task.meta())
     restored.load_state_dict(model.state_dict())
     assert torch.equal(restored.predict(batch), proba)
+
+
+def test_timing_control_sees_when_not_what(synthetic):
+    train, test = synthetic
+    batch = collate_examples(test[:])
+    names = feature_names(content=False)
+    # per view 4 counts and the latest age, then 9 history and 3 profile ids
+    assert len(names) == 3 * 5 + 12 and not any("share" in n or "mean" in n for n in names)
+    x = summary_features(batch, content=False)
+    full = dict(zip(feature_names(), summary_features(batch).T, strict=True))
+    assert np.array_equal(x, np.stack([full[n] for n in names], 1), equal_nan=True)
+    task = DipnTask("unused", max_len=8)
+    model = Timing(Timing.make_config({"n_estimators": 50}), task.meta())
+    model.fit(train, task)
+    # the labels are a tap on button 7 / a cart among the last 8 events: what, not when.
+    # GBDT finds both above 0.9 (test above); counts and ages do not
+    proba = model.predict(batch)
+    assert roc_auc(batch["y_1h"].numpy(), proba[:, 0].numpy()) < 0.75
 
 
 def test_gbdt_single_head(synthetic):
