@@ -64,6 +64,9 @@ class WorldConfig:
             "touch", "browse" or "" for none); with E8 off no view does.
         e8_touch: shift of a touch session's latent styles per intent level, in units of their
             session-to-session spread (0.6; ``touches``).
+        coupon_hesitant, coupon_cold: the probability that a coupon brings a purchase planned
+            later that day into the hour (0.5), or makes a non-buyer buy within it (0.02)
+            (``coupons``).
     """
 
     share_records: int = 200_000
@@ -116,6 +119,9 @@ class WorldConfig:
     e7_same_tier: float = 0.7
     e8_views: str = "touch,browse"
     e8_touch: float = 0.6
+    # the answer to a coupon (``coupons``; never in the logs)
+    coupon_hesitant: float = 0.5
+    coupon_cold: float = 0.02
 
     def __post_init__(self) -> None:
         unknown = set(self.effects) - set(EFFECTS)

@@ -38,6 +38,10 @@ def truth_rows(cfg: WorldConfig) -> list[tuple]:
         ("E8", cfg.intent_in("browse"), "e8_browse_stay", 1.0,
          "a browse's stay is (intent + 1) times as long, its action more often favourite or "
          "cart; enabled = the browse view carries intent"),
+        ("coupon", True, "coupon_hesitant", cfg.coupon_hesitant,
+         "P(a coupon at tau brings a purchase planned later that day into the hour)"),
+        ("coupon", True, "coupon_cold", cfg.coupon_cold,
+         "P(a coupon at tau makes a user with no purchase that day buy within the hour)"),
         ("E9", on("E9"), "e9_tie", cfg.e9_tie,
          f"logit per tie_score: clip(dear - cheap, -{TIE_CAP}, {TIE_CAP}) / {TIE_CAP} over the "
          f"pair's shares in the {TIE_WEEKS} weeks before; dear: PI >= {DEAR_PI}"),
