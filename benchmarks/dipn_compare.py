@@ -7,7 +7,8 @@
 A row is a model with options: ``dipn`` and its ablations (the paper's Tables 4-5:
 ``dipn-early-fusion``, ``-no-attention``, ``-no-inter-view``, ``-no-intra-view``; single-task
 ``dipn-1h`` / ``dipn-1d``, which report their one head), the paper's Table 6 rows
-(``dipn-wo-<source>`` without one source, ``dipn-only-<source>`` with it alone) and the
+(``dipn-wo-<source>`` without one source, ``dipn-only-<source>`` with it alone; the same
+for GBDT, ``gbdt-wo-<source>`` and ``gbdt-only-<source>``, cheap to run) and the
 baselines ``gbdt`` and ``rnn_dnn``, and ``timing``, the control that sees when and how much a
 user acted but not what she did (its AUC is what no intent is needed for). Each (row, seed) is
 one ``python -m models.train`` run (``OUT/<row>-s<seed>/results.json``); a finished run is not
@@ -23,7 +24,7 @@ import sys
 import model_runs  # beside this script
 
 METRICS = ("auc_1h", "auc_1d")
-ONE_SHOT = {"gbdt", "timing"}  # fitted once, deterministic per seed
+ONE_SHOT = {"gbdt", "timing"}  # models fitted once, deterministic per seed
 SOURCES = ("swipe", "tap", "browse", "history", "profile")
 
 #: row -> (model, options)
@@ -39,6 +40,9 @@ ROWS: dict[str, tuple[str, list[str]]] = {
        for s in SOURCES},
     **{f"dipn-only-{s}": ("dipn", [f"sources={s}"]) for s in SOURCES},
     "gbdt": ("gbdt", []),
+    **{f"gbdt-wo-{s}": ("gbdt", ["sources=" + ",".join(x for x in SOURCES if x != s)])
+       for s in SOURCES},
+    **{f"gbdt-only-{s}": ("gbdt", [f"sources={s}"]) for s in SOURCES},
     "rnn_dnn": ("rnn_dnn", []),
     "timing": ("timing", []),
 }

@@ -29,9 +29,9 @@ import torch
 from torch import nn
 
 from contracts import dipn as contract
-from models.base import Task, register_model
+from models.base import OptionError, Task, register_model
 from models.baselines import LightGBMConfig, SklearnBaseline, lightgbm_classifier
-from models.systems.dipn.dipn import BiGRU, GroupEmbedding, TwoHeadModel, mlp_head
+from models.systems.dipn.dipn import SOURCES, BiGRU, GroupEmbedding, TwoHeadModel, mlp_head
 from models.systems.dipn.task import FEATURES, HEADS, VIEWS
 
 #: Windows of the event counts, in ms before tau (None: the whole sequence).
@@ -44,11 +44,11 @@ MEANS = {"swipe": ("gap", "duration"), "tap": (), "browse": ("stay",)}
 CHUNK = 1024
 
 
-def feature_names(content: bool = True) -> list[str]:
+def feature_names(content: bool = True, sources: Sequence[str] = SOURCES) -> list[str]:
     """Names of the columns of ``summary_features`` (``content=False``: of the timing
-    control's)."""
+    control's; ``sources``: the views and groups kept)."""
     names = []
-    for view in VIEWS:
+    for view in (v for v in VIEWS if v in sources):
         names += [f"{view}_events_{w}" for w in WINDOWS]
         names.append(f"{view}_latest_age_s")
         if not content:
@@ -57,7 +57,10 @@ def feature_names(content: bool = True) -> list[str]:
             size = contract.VOCAB[f"{view}.{feature}"]
             names += [f"{view}_{feature}_{i}_share" for i in range(1, size)]
         names += [f"{view}_{feature}_mean" for feature in MEANS[view]]
-    return [*names, *FEATURES["history"], *FEATURES["profile"]]
+    for group in ("history", "profile"):
+        if group in sources:
+            names += FEATURES[group]
+    return names
 
 
 def _shares(ids: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
@@ -69,12 +72,13 @@ def _shares(ids: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def summary_features(batch: dict[str, Any], content: bool = True) -> np.ndarray:
-    """A collated batch -> (B, len(feature_names(content))) float64 (NaN: a mean, or the
-    latest age, over no event). Sequences are right-aligned: the last position is the latest
-    event."""
+def summary_features(batch: dict[str, Any], content: bool = True,
+                     sources: Sequence[str] = SOURCES) -> np.ndarray:
+    """A collated batch -> (B, len(feature_names(content, sources))) float64 (NaN: a mean, or
+    the latest age, over no event). Sequences are right-aligned: the last position is the
+    latest event."""
     columns = []
-    for view in VIEWS:
+    for view in (v for v in VIEWS if v in sources):
         x = batch[view].cpu().numpy()
         mask = batch[f"{view}_mask"].cpu().numpy()
         age = batch[f"{view}_age"].cpu().numpy()
@@ -95,7 +99,7 @@ def summary_features(batch: dict[str, Any], content: bool = True) -> np.ndarray:
             count = applies.sum(1, keepdims=True)
             columns.append(np.divide(total, count, out=np.full_like(total, np.nan),
                                      where=count > 0))
-    columns += [batch["history"].cpu().numpy(), batch["profile"].cpu().numpy()]
+    columns += [batch[g].cpu().numpy() for g in ("history", "profile") if g in sources]
     return np.concatenate([c.astype(np.float64) for c in columns], 1)
 
 
@@ -104,14 +108,21 @@ class GBDT(SklearnBaseline):
     """One LightGBM booster per trained head on ``summary_features``.
 
     Args (``Config``): n_estimators (200), learning_rate (0.05), num_leaves (31),
-    min_child_samples (20), seed (0).
+    min_child_samples (20), seed (0); sources (the views and groups summarised, any of
+    swipe, tap, browse, history, profile; default all: the paper's Table 6 rows for GBDT).
 
     Shapes: predict(batch) -> (B, H) probabilities, one column per trained head.
     """
 
     @dataclasses.dataclass
     class Config(LightGBMConfig):
-        pass
+        sources: list[str] = dataclasses.field(default_factory=lambda: list(SOURCES))
+
+        def __post_init__(self) -> None:
+            unknown = sorted(set(self.sources) - set(SOURCES))
+            if unknown or not self.sources:
+                raise OptionError(f"GBDT.Config sources must be a non-empty subset of "
+                                  f"{','.join(SOURCES)}, got {','.join(self.sources)}")
 
     #: Whether the summaries describe what the events were (False: the timing control).
     content = True
@@ -132,15 +143,16 @@ class GBDT(SklearnBaseline):
             xs.append(self.batch_features(batch))
             ys.append(np.stack([batch[f"y_{h}"].numpy() for h in HEADS], 1))
         if not xs:
-            return np.zeros((0, len(feature_names(self.content)))), np.zeros((0, len(HEADS)))
+            width = len(feature_names(self.content, self.config.sources))
+            return np.zeros((0, width)), np.zeros((0, len(HEADS)))
         return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
 
     def batch_features(self, batch: dict[str, Any]) -> np.ndarray:
-        return summary_features(batch, self.content)
+        return summary_features(batch, self.content, self.config.sources)
 
     def fit_kwargs(self, x: np.ndarray) -> dict[str, Any]:
-        profile = len(FEATURES["profile"])
-        return {"feature_name": feature_names(self.content),
+        profile = len(FEATURES["profile"]) if "profile" in self.config.sources else 0
+        return {"feature_name": feature_names(self.content, self.config.sources),
                 "categorical_feature": list(range(x.shape[1] - profile, x.shape[1]))}
 
     def fit(self, examples: Sequence[Any], task: Task) -> None:

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from contracts import dipn as contract
+from models.base import OptionError
 from models.systems.dipn.baselines import (
     GBDT,
     RnnDnn,
@@ -104,6 +105,29 @@ def test_timing_control_sees_when_not_what(synthetic):
     # GBDT finds both above 0.9 (test above); counts and ages do not
     proba = model.predict(batch)
     assert roc_auc(batch["y_1h"].numpy(), proba[:, 0].numpy()) < 0.75
+
+
+def test_gbdt_sources_keep_their_views_alone(synthetic):
+    train, test = synthetic
+    task = DipnTask("unused", max_len=8)
+    batch = collate_examples(test[:])
+    aucs = {}
+    for sources in ("tap", "browse,history"):
+        config = GBDT.make_config({"n_estimators": 50, "sources": sources})
+        model = GBDT(config, task.meta())
+        model.fit(train, task)
+        names = feature_names(sources=config.sources)
+        assert summary_features(batch, sources=config.sources).shape == (len(test), len(names))
+        proba = model.predict(batch).numpy()
+        aucs[sources] = [roc_auc(batch[f"y_{h}"].numpy(), proba[:, j])
+                         for j, h in enumerate(("1h", "1d"))]
+    assert not any(n.startswith(("swipe", "browse")) for n in feature_names(sources=["tap"]))
+    # the 1h label is a tap on button 7, the 1d label a cart among the browses: each view
+    # alone finds its own label and not the other's
+    assert aucs["tap"][0] > 0.9 and aucs["tap"][1] < 0.75
+    assert aucs["browse,history"][1] > 0.9 and aucs["browse,history"][0] < 0.75
+    with pytest.raises(OptionError, match="sources"):
+        GBDT.make_config({"sources": "swipe,clicks"})
 
 
 def test_gbdt_single_head(synthetic):
