@@ -145,15 +145,17 @@ def _raw_tables(
     all_browses: DataFrame,
 ) -> dict[str, DataFrame]:
     """The raw tables, cast to their schemas (``schemas.with_partitions``); nothing before the
-    world's start."""
-    raw_browses = all_browses.select(
+    world's start or after its end (a seed's browse comes before its share, and a burst of
+    E5 may be set in weeks past a short world's end)."""
+    inside = (F.col("t") >= 0) & (F.col("t") < cfg.weeks * WEEK_S)
+    raw_browses = all_browses.where(inside).select(
         "user_id",
         "item_id",
         timestamp(cfg, F.col("t")).alias("ts"),
         "action",
         "page",
         F.col("stay_s").cast("double").alias("stay_s"),
-    ).where(F.col("ts") >= timestamp(cfg, F.lit(0)))
+    )
     raw_touches = touches(browse_df, cfg)  # inside the world, times in milliseconds
     tables = {
         "users": user_df.select(
