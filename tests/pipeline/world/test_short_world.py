@@ -14,8 +14,10 @@ from pipeline.world import WorldConfig, generate
 @pytest.mark.slow
 def test_a_three_week_world_keeps_its_rows_inside(spark, tmp_path):
     # surges start in week 5 at the earliest, so E5's bursts (the four weeks before) reach
-    # week 4, past a three-week world's end; a seed's browse precedes its share by 1-31 min
-    cfg = WorldConfig(share_records=1500, seed=5, weeks=3, effects=frozenset({"E5"}))
+    # week 4, past a three-week world's end; a seed's browse precedes its share by 1-31 min.
+    # Every seed shares a rising star here, so about a quarter of them burst in week 4
+    cfg = WorldConfig(share_records=1500, seed=5, weeks=3, effects=frozenset({"E5"}),
+                      e5_hub_pick=1.0, e5_other_pick=1.0)
     world = generate(spark, cfg, tmp_path, progress=lambda m: None)
     lo = dt.datetime.combine(cfg.start, dt.time(), tzinfo=dt.UTC)
     hi = lo + dt.timedelta(weeks=cfg.weeks)
