@@ -31,6 +31,25 @@ def spark():
     session.stop()
 
 
+#: The generated world that several test files share (``world_lake``): six weeks, so that the
+#: rising stars' surges (weeks 5 and on) fall inside it.
+SHARED_WORLD = {"share_records": 1500, "seed": 5, "weeks": 6}
+
+
+@pytest.fixture(scope="session")
+def world_lake(spark, tmp_path_factory):
+    """``SHARED_WORLD`` (every effect on, the default rates) committed by ``generate_to_lake``
+    once per run: (lake, config, the commit's summary). Generating a world costs half a minute,
+    so the generator's, the shard job's and observe's tests read this one; they may add tables
+    (shards, stats) but never change ``raw/*`` or ``truth/*``."""
+    from pipeline.lake import Lake
+    from pipeline.world import WorldConfig, generate_to_lake
+
+    lake = Lake(tmp_path_factory.mktemp("world") / "lake")
+    cfg = WorldConfig(**SHARED_WORLD)
+    return lake, cfg, generate_to_lake(spark, lake, cfg, progress=lambda m: None)
+
+
 @pytest.fixture
 def lake(tmp_path):
     from pipeline.lake import Lake

@@ -14,6 +14,7 @@ from pipeline.report.infnet import (
     fig_tie,
     fig_two_hop,
 )
+from pipeline.report.intent import fig_intent
 from pipeline.report.results import results_section
 from pipeline.report.risenet import (
     fig_dynamics,
@@ -25,7 +26,7 @@ from pipeline.report.risenet import (
 
 FIGURES = (
     fig_ci_lift, fig_degree_gap, fig_close_neighbours, fig_two_hop, fig_tie,
-    fig_mdsw, fig_hub_counts, fig_scale_sales, fig_hub_sales, fig_dynamics,
+    fig_mdsw, fig_hub_counts, fig_scale_sales, fig_hub_sales, fig_dynamics, fig_intent,
 )
 
 STYLE = """

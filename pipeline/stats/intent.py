@@ -16,7 +16,9 @@ tables alone:
 others, with the AUC of the score as the estimate (0.5: the view tells nothing). Only E8 makes
 a session or a browse look different before a purchase: the other planted mechanisms act on
 share records, so with E8 off, or with a view left out of the world's ``e8_views``, that view's
-test holds its level. Only per-value histograms reach the driver.
+test holds its level. Only per-value histograms reach the driver: ``intent_histogram`` is
+what ``jobs.observe`` commits as ``stats/intent_histogram`` (the report draws the distributions
+from it) and ``histogram_tests`` the rows it adds to ``stats/tests``.
 """
 
 from __future__ import annotations
@@ -134,30 +136,68 @@ def auc(hist: list[dict]) -> float | None:
     return wins / (pos * neg)
 
 
-def _rank_test(statistic: str, text: str, data: DataFrame, value: str, converted: str,
-               digits: int) -> sig.TestResult:
-    hist = sig.rank_sum_histogram(data, value, converted, digits=digits).toPandas()
-    rows = hist.to_dict("records")
-    r = sig.stratified_rank_sum(rows)
-    return sig.TestResult(
-        statistic, "E8", text, auc(rows), "AUC", r["z"], r["p"], r["n"],
-        f"{r['n_true']} converting, {r['n_false']} not; mean difference {r['mean_diff']}",
-    )
+#: Per view: the column ranked and the decimals its histogram keeps (score: 4, stay: 0.1 s).
+VIEWS = {"touch": ("score", 4), "browse": ("stay_s", 1)}
+#: The purchase windows, as ``converted_<window>`` columns name them, with their words.
+WINDOWS = {"1h": "1 hour", "1d": "1 day"}
+HISTOGRAM_COLUMNS = ("view", "window", "converted", "value", "rows")
 
 
-def intent_tests(sessions: DataFrame, browses: DataFrame) -> list[sig.TestResult]:
-    """The E8 tests (see the module docstring): ``sessions`` from ``touch_sessions``,
-    ``browses`` from ``browse_conversions``."""
-    out = []
-    for window, label in (("1h", "1 hour"), ("1d", "1 day")):
-        out.append(_rank_test(
-            "touch_intent", f"Mann-Whitney of the session intent score (purchase-button tap "
-            f"share + detail/comments time share), sessions whose item is bought within "
-            f"{label} after vs not", sessions, "score", f"converted_{window}", 4,
-        ))
-    for window, label in (("1h", "1 hour"), ("1d", "1 day")):
-        out.append(_rank_test(
-            "browse_intent", f"Mann-Whitney of a browse's stay, browses whose item is bought "
-            f"within {label} after vs not", browses, "stay_s", f"converted_{window}", 1,
-        ))
+def intent_histogram(sessions: DataFrame | None, browses: DataFrame) -> DataFrame:
+    """``HISTOGRAM_COLUMNS``: per view and window, how many rows (sessions, browses) that did
+    (not) convert hold each value (the score, the stay) rounded as ``VIEWS`` says. Everything
+    the tests and the report's distributions need; ``sessions`` None leaves the touch view
+    out (a lake without ``raw/touches``)."""
+    parts = []
+    for view, frame in (("touch", sessions), ("browse", browses)):
+        if frame is None:
+            continue
+        column, digits = VIEWS[view]
+        per_window = F.explode(F.array(*[
+            F.struct(F.lit(w).alias("window"), F.col(f"converted_{w}").alias("converted"))
+            for w in WINDOWS
+        ])).alias("_w")
+        parts.append(
+            frame.where(F.col(column).isNotNull())
+            .select(F.round(F.col(column).cast("double"), digits).alias("value"), per_window)
+            .groupBy(F.col("_w.window").alias("window"), F.col("_w.converted").alias("converted"),
+                     "value")
+            .agg(F.count(F.lit(1)).alias("rows"))
+            .select(F.lit(view).alias("view"), "window", "converted", "value", "rows")
+        )
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.unionByName(part)
     return out
+
+
+def histogram_tests(hist: list[dict]) -> list[sig.TestResult]:
+    """The four E8 tests (touch, browse x 1 hour, 1 day) from ``intent_histogram``'s rows; a
+    view or window without rows gives a row with n 0 and no statistic."""
+    out = []
+    for view, (column, _) in VIEWS.items():
+        for window, label in WINDOWS.items():
+            rows = [{"stratum": "0", "group": bool(r["converted"]), "value": r["value"],
+                     "count": int(r["rows"])}
+                    for r in hist if r["view"] == view and r["window"] == window]
+            r = sig.stratified_rank_sum(rows)
+            if view == "touch":
+                text = ("Mann-Whitney of the session intent score (purchase-button tap share + "
+                        "detail/comments time share), sessions whose item is bought within "
+                        f"{label} after vs not")
+            else:
+                text = (f"Mann-Whitney of a browse's stay, browses whose item is bought within "
+                        f"{label} after vs not")
+            out.append(sig.TestResult(
+                f"{view}_intent", "E8", text, auc(rows), "AUC", r["z"], r["p"], r["n"],
+                f"{r['n_true']} converting, {r['n_false']} not; mean {column} difference "
+                f"{r['mean_diff']}",
+            ))
+    return out
+
+
+def intent_tests(sessions: DataFrame | None, browses: DataFrame) -> list[sig.TestResult]:
+    """The E8 tests (see the module docstring): ``sessions`` from ``touch_sessions`` (None:
+    no touch view), ``browses`` from ``browse_conversions``."""
+    rows = intent_histogram(sessions, browses).toPandas().to_dict("records")
+    return histogram_tests(rows)

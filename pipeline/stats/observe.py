@@ -3,7 +3,9 @@
 Order matters only for cost: expensive record-level annotations (conversion, degrees, close
 neighbours, 2-hop) are written once to ``stats/share_features`` and every InfNet statistic and
 test is then an aggregation over that table read back from the lake; the RiseNet family works
-from ``stats/item_weekly``. Tests run last, over the committed tables, into ``stats/tests``.
+from ``stats/item_weekly``; E8 (DIPN's intent views) from ``stats/intent_histogram``, built
+from the touch sessions and browses. Tests run last, over the committed tables, into
+``stats/tests``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from contracts.runs import run_digest
 from pipeline import batches
 from pipeline.faults import failpoint
 from pipeline.lake import Lake
-from pipeline.stats import conversion, rising, specific, structure, temporal
+from pipeline.stats import conversion, intent, rising, specific, structure, temporal
 from pipeline.stats import features as features_mod
 from pipeline.stats import significance as sig
 from pipeline.stats.common import with_week
@@ -31,6 +33,8 @@ from pipeline.stats.common import with_week
 log = logging.getLogger(__name__)
 
 RAW_TABLES = ("shares", "purchases", "browses", "items")
+#: Raw tables read when the lake holds them (E8's touch view).
+OPTIONAL_RAW_TABLES = ("touches",)
 
 # The figure each table feeds, for the report and for humans reading the lake.
 FIGURES = {
@@ -50,6 +54,7 @@ FIGURES = {
     "scale_sales_weekly": "RiseNet Fig. 2(c)",
     "next_week_sales": "RiseNet Fig. 3",
     "scale_fluctuation": "RiseNet Fig. 3",
+    "intent_histogram": "DIPN Sec. 1 (E8)",
 }
 
 
@@ -167,6 +172,19 @@ class Observer:
             self.spark.conf.set("spark.sql.shuffle.partitions", str(want))
         log.info("%s share records: %s shuffle partitions", records, want)
 
+    def write_intent(self, browses: DataFrame, purchases: DataFrame) -> DataFrame:
+        """``stats/intent_histogram`` (E8, ``pipeline.stats.intent``) from the browses and, when
+        the lake holds ``raw/touches``, the touch sessions; returned read back."""
+        touches = self.raw("touches") if self.lake.exists("raw", "touches") else None
+        return self.write(
+            "intent_histogram",
+            lambda: intent.intent_histogram(
+                None if touches is None else intent.touch_sessions(touches, purchases),
+                intent.browse_conversions(browses, purchases),
+            ),
+            note="" if touches is not None else "no raw/touches: browse view only",
+        )
+
     def run(self) -> dict:
         cfg = self.config
         self._size_shuffles()
@@ -263,11 +281,14 @@ class Observer:
             ),
         )
 
+        intent_hist = self.write_intent(browses, purchases)
+
         start = time.time()
         self._describe("tests")
         results = run_tests(
             cfg, ci, lift, features, labels, mdsw, hub_counts, item_sales, weekly, fluctuation
         )
+        results.extend(intent.histogram_tests(intent_hist.toPandas().to_dict("records")))
         table = sig.results_table(results)
         self.lake.write_arrow(
             table, "stats", "tests", mode="overwrite", app_id=f"observe:tests:{self.run_id}",
@@ -528,5 +549,7 @@ def _rank_sum_test(
 def default_run_id(lake: Lake, config: ObserveConfig) -> str:
     """Config digest + raw table versions: a re-run over unchanged input commits nothing new."""
     versions = {t: lake.version("raw", t) for t in RAW_TABLES}
+    versions.update({t: lake.version("raw", t) for t in OPTIONAL_RAW_TABLES
+                     if lake.exists("raw", t)})
     return run_digest({"config": asdict(config), "raw": versions})
 

@@ -31,7 +31,7 @@ def test_observe_job_writes_every_statistic(spark, lake, capsys):
     # edge 3-4 (week 1) -> 1.
     assert (s3["sender_prior_degree"], s3["receiver_prior_degree"]) == (1, 1)
     tests = lake.to_arrow("stats", "tests").to_pylist()
-    assert {t["effect"] for t in tests} >= {"E1", "E2", "E3", "E4", "E5", "E6"}
+    assert {t["effect"] for t in tests} >= {"E1", "E2", "E3", "E4", "E5", "E6", "E8"}
 
     versions = {t: lake.version("stats", t) for t in ("tests", "conversion_index")}
     capsys.readouterr()

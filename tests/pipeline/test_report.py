@@ -72,14 +72,21 @@ def close(text: str, value: float) -> bool:
     return math.isclose(float(text), value, rel_tol=5e-4, abs_tol=1e-9)
 
 
-@pytest.fixture
-def observed(spark, lake):
+@pytest.fixture(scope="module")
+def observed(spark, tmp_path_factory):
+    """The tiny world observed once for every test here (the run takes a minute or two); the
+    tests only read its lake."""
+    from pipeline.lake import Lake
+
+    lake = Lake(tmp_path_factory.mktemp("observed") / "lake")
     tiny_world.write_lake(spark, lake)
     config = ObserveConfig(before_weeks=2, after_weeks=1, history_weeks=2)
     Observer(spark, lake, config, "r1").run()
     truth = pa.Table.from_pylist(
         [{"effect": "E1", "enabled": True, "parameter": "e1_lift", "value": 0.35,
-          "description": "logit lift of a share record over a browse"}],
+          "description": "logit lift of a share record over a browse"},
+         {"effect": "E8", "enabled": True, "parameter": "e8_touch", "value": 0.6,
+          "description": "touch-session style shift per intent level"}],
         schema=pa.schema([(f.name, t) for f, t in zip(
             TRUTH.fields, [pa.string(), pa.bool_(), pa.string(), pa.float64(), pa.string()],
             strict=True)]),
@@ -98,17 +105,17 @@ def test_report_has_every_figure(spark, observed, tmp_path):
         "infnet_fig2c_close_neighbours.png", "infnet_fig2d_two_hop.png",
         "tie_price_history.png", "risenet_fig2a_mdsw.png", "risenet_fig2b_hub_counts.png",
         "risenet_fig2c_scale_sales.png", "risenet_fig2d_hub_sales.png",
-        "risenet_fig3_dynamics.png",
+        "risenet_fig3_dynamics.png", "e8_intent.png",
     ])
     for png in pngs:
         assert f"src='{png}'" in page
         assert (out / png).stat().st_size > 5000
-    assert "Planted truth" in page and "e1_lift" in page
-    assert "planted effects switched on: <b>E1</b>" in page
+    assert "Planted truth" in page and "e1_lift" in page and "e8_touch" in page
+    assert "planted effects switched on: <b>E1, E8</b>" in page
     # figures + all tests + run log + input batches + results
-    assert page.count("<section") == 10 + 2 + 1 + 1
-    # the tiny world is one batch in each of its four raw tables
-    assert "All 4 input batches were whole" in page
+    assert page.count("<section") == 11 + 2 + 1 + 1
+    # the tiny world is one batch in each of its five raw tables
+    assert "All 5 input batches were whole" in page
     assert "no results in this lake yet" in page
 
     # Every table the pipeline wrote reads the same in Spark, delta-rs, DuckDB and Polars.
@@ -128,7 +135,8 @@ def test_report_has_every_figure(spark, observed, tmp_path):
 
 def test_report_numbers_are_the_stats_tables(spark, observed, tmp_path):
     lake = observed
-    tables = html_tables(build_report(lake, tmp_path / "report").read_text())
+    page = build_report(lake, tmp_path / "report").read_text()
+    tables = html_tables(page)
 
     def stats(name):
         return spark.read.format("delta").load(lake.path("stats", name))
@@ -161,6 +169,36 @@ def test_report_numbers_are_the_stats_tables(spark, observed, tmp_path):
         assert close(row["ci_lift"], leaf.ci_lift)
         assert int(row["items"]) == leaf["items"]
 
+    # E8: per view and window, the tiny world's sessions (scores t1 1.0, t2 0.25, t3 0, t4
+    # 0.25; t1 converts within 1 hour, t2 within 1 day) and browses (all stays 1 s; b4 converts
+    # within 1 hour). Medians are the lower ones; AUC = P(converting > other) + ties / 2.
+    # touch 1 h: {1.0} vs {0.25, 0, 0.25}: means 1 and 0.5 / 3, AUC 1.
+    # touch 1 d: {1.0, 0.25} vs {0, 0.25}: means 0.625 and 0.125, medians 0.25 and 0,
+    #   AUC (1 + 1 + 1 + 0.5) / 4 = 0.875.
+    # browse 1 h and 1 d: {1} vs {1, 1, 1, 1}: AUC 0.5.
+    shown = {(r["view"], r["window"]): r for r in tables["Intent by view and purchase window"]}
+    expected = {
+        ("touch", "1h"): (1, 3, 1.0, 0.5 / 3, 1.0, 0.25, 1.0),
+        ("touch", "1d"): (2, 2, 0.625, 0.125, 0.25, 0.0, 0.875),
+        ("browse", "1h"): (1, 4, 1.0, 1.0, 1.0, 1.0, 0.5),
+        ("browse", "1d"): (1, 4, 1.0, 1.0, 1.0, 1.0, 0.5),
+    }
+    assert shown.keys() == expected.keys()
+    for key, (n1, n0, mean1, mean0, median1, median0, auc) in expected.items():
+        row = shown[key]
+        assert (int(row["converting"]), int(row["other"])) == (n1, n0), key
+        for column, value in (("mean converting", mean1), ("mean other", mean0),
+                              ("median converting", median1), ("median other", median0),
+                              ("AUC", auc)):
+            assert close(row[column], value), (key, column)
+    hist = stats("intent_histogram").groupBy("view").agg(F.sum("rows").alias("rows")).collect()
+    # every row counted once per window: 4 sessions x 2, 5 browses x 2
+    assert {r["view"]: r["rows"] for r in hist} == {"touch": 8, "browse": 10}
+    section = page.split("<section id='e8-intent'>")[1].split("</section>")[0]
+    measured = html_tables(section)["Measured: significance tests"]
+    assert sorted(r["statistic"] for r in measured) == ["browse_intent"] * 2 + ["touch_intent"] * 2
+    assert "src='e8_intent.png'" in section and "e8_touch" in section
+
     # RiseNet Fig. 2(a): the histogram's summary, its mean worked out from the histogram here.
     means = (stats("mdsw_distribution")
              .groupBy("rising")
@@ -172,6 +210,33 @@ def test_report_numbers_are_the_stats_tables(spark, observed, tmp_path):
     for m in means:
         row = summary["rising" if m.rising else "normal"]
         assert int(row["items"]) == m["items"] and close(row["mean"], m["mean"])
+
+
+def test_observe_writes_the_e8_tests(observed):
+    """The four E8 rows of ``stats/tests`` on the tiny world, worked out by hand."""
+    tests = {(t["statistic"], "1h" if "1 hour" in t["test"] else "1d"): t
+             for t in observed.to_arrow("stats", "tests").to_pylist() if t["effect"] == "E8"}
+    assert set(tests) == {(view, window) for view in ("touch_intent", "browse_intent")
+                          for window in ("1h", "1d")}
+    # touch 1 h: {1.0} vs {0, 0.25, 0.25}: midranks 0 -> 1, 0.25 -> 2.5, 1.0 -> 4; W = 4,
+    # E = 1 x 5 / 2 = 2.5, Var = 1 x 3 / 12 x (5 - (2^3 - 2) / (4 x 3)) = 1.125,
+    # z = 1.5 / 1.0607 = 1.4142, p = 0.1573.
+    hour = tests[("touch_intent", "1h")]
+    assert (hour["estimate"], hour["n"]) == (1.0, 4)
+    assert hour["statistic_value"] == pytest.approx(1.4142, abs=1e-4)
+    assert hour["p_value"] == pytest.approx(0.1573, abs=1e-4)
+    assert hour["detail"].startswith("1 converting, 3 not")
+    # touch 1 d: {1.0, 0.25} vs {0, 0.25}: W = 4 + 2.5 = 6.5, E = 5, Var = 2 x 2 / 12 x 4.5
+    # = 1.5, z = 1.2247, p = 0.2207; AUC 0.875.
+    day = tests[("touch_intent", "1d")]
+    assert day["estimate"] == pytest.approx(0.875)
+    assert day["statistic_value"] == pytest.approx(1.2247, abs=1e-4)
+    assert day["p_value"] == pytest.approx(0.2207, abs=1e-4)
+    # browses: every stay is 1 s, so all ranks tie: AUC 0.5 and no statistic (variance 0)
+    for window in ("1h", "1d"):
+        browse = tests[("browse_intent", window)]
+        assert (browse["estimate"], browse["n"], browse["p_value"]) == (0.5, 5, None)
+        assert browse["detail"].startswith("1 converting, 4 not")
 
 
 def _result_rows(run_id, model, seed, hour, minute, test, val_auc_pr=0.9):

@@ -16,6 +16,16 @@ top category 1, price index 1, 2, 3.
     b3  4  item 11  Jan 5 09:00   p3 was the day before: no
     b4  3  item 12  Jan 10 11:00  p4 an hour later: converts
     b5  1  item 11  Jan 2 09:00   never buys
+    (every stay 1 s)
+
+    touch sessions (E8's intent score: purchase-button tap share + detail/comments time share)
+    t1  2  item 10  Jan 3 09:00:00-09:00:08  Home 4 s, Detail 4 s; taps buy_now, back: 1/2 +
+        1/2 = 1.0; p1 59 min 52 s after its end: converts within 1 hour (and 1 day)
+    t2  4  item 11  Jan 3 12:00:00-12:00:08  Home 6 s, Comments 2 s; taps back, share and one
+        on no button: 0/2 + 2/8 = 0.25; p3 20 h 59 min 52 s after: within 1 day only
+    t3  1  item 12  Jan 10 10:00:00-10:00:03  Search 3 s, no taps: 0; user 1 never buys
+    t4  3  item 10  Jan 2 13:00:00-13:00:05  Home 3 s, Detail 1 s, Cart opened and never left
+        (its time unknown: left out); a tap on back: 0 + 1/4 = 0.25; user 3 never buys item 10
 """
 
 from __future__ import annotations
@@ -30,8 +40,8 @@ from pipeline.schemas import RAW, stored_schema, with_partitions
 ORIGIN = dt.date(2024, 1, 1)
 
 
-def ts(day: int, hour: int) -> dt.datetime:
-    return dt.datetime(2024, 1, day, hour, tzinfo=dt.UTC)
+def ts(day: int, hour: int, second: int = 0) -> dt.datetime:
+    return dt.datetime(2024, 1, day, hour, 0, second, tzinfo=dt.UTC)
 
 
 def monday(t: dt.datetime) -> dt.date:
@@ -59,6 +69,35 @@ BROWSES = [
     (3, 12, ts(10, 11), "view", "item", 1.0),
     (1, 11, ts(2, 9), "view", "item", 1.0),
 ]
+
+
+def touch(session, user, item, at, event, page, button=None):
+    return (user, item, at, session, event, page, None, None, None, None, None, button)
+
+
+TOUCHES = [
+    touch(1, 2, 10, ts(3, 9), "open_page", "Page_Home"),
+    touch(1, 2, 10, ts(3, 9, 4), "leave_page", "Page_Home"),
+    touch(1, 2, 10, ts(3, 9, 4), "open_page", "Page_Detail"),
+    touch(1, 2, 10, ts(3, 9, 5), "tap", "Page_Detail", "buy_now"),
+    touch(1, 2, 10, ts(3, 9, 6), "tap", "Page_Detail", "back"),
+    touch(1, 2, 10, ts(3, 9, 8), "leave_page", "Page_Detail"),
+    touch(2, 4, 11, ts(3, 12), "open_page", "Page_Home"),
+    touch(2, 4, 11, ts(3, 12, 1), "tap", "Page_Home", "back"),
+    touch(2, 4, 11, ts(3, 12, 2), "tap", "Page_Home", "share"),
+    touch(2, 4, 11, ts(3, 12, 3), "tap", "Page_Home"),
+    touch(2, 4, 11, ts(3, 12, 6), "leave_page", "Page_Home"),
+    touch(2, 4, 11, ts(3, 12, 6), "open_page", "Page_Comments"),
+    touch(2, 4, 11, ts(3, 12, 8), "leave_page", "Page_Comments"),
+    touch(3, 1, 12, ts(10, 10), "open_page", "Page_Search"),
+    touch(3, 1, 12, ts(10, 10, 3), "leave_page", "Page_Search"),
+    touch(4, 3, 10, ts(2, 13), "open_page", "Page_Home"),
+    touch(4, 3, 10, ts(2, 13, 3), "leave_page", "Page_Home"),
+    touch(4, 3, 10, ts(2, 13, 3), "open_page", "Page_Detail"),
+    touch(4, 3, 10, ts(2, 13, 4), "leave_page", "Page_Detail"),
+    touch(4, 3, 10, ts(2, 13, 4), "open_page", "Page_Cart"),
+    touch(4, 3, 10, ts(2, 13, 5), "tap", "Page_Cart", "back"),
+]
 ITEMS = [
     (10, 1, 100, 10.0, 1.0),
     (11, 1, 100, 20.0, 2.0),
@@ -76,6 +115,7 @@ def frames(spark) -> dict:
         "shares": timed("shares", SHARES, 3),
         "purchases": timed("purchases", PURCHASES, 2),
         "browses": timed("browses", BROWSES, 2),
+        "touches": timed("touches", TOUCHES, 2),
         "items": spark.createDataFrame(ITEMS, RAW["items"]),
     }
 

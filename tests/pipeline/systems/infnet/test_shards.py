@@ -252,8 +252,8 @@ def test_no_feature_uses_information_after_the_query(spark, tmp_path, built):
     assert rows[1, 11]["node_x"] != base[1, 11]["node_x"]
 
 
-def test_build_shards_job_on_a_generated_world(spark, lake, monkeypatch, capsys):
-    """``jobs.build_shards --task infnet`` on a 3-week generated world: one row per query
+def test_build_shards_job_on_a_generated_world(spark, world_lake, monkeypatch, capsys):
+    """``jobs.build_shards --task infnet`` on the shared generated world: one row per query
     (distinct receiver, item and day over the prediction days, counted here from raw/shares),
     every split present, the contract's schema as the trainer reads it (delta-rs), and a
     manifest whose counts match the rows."""
@@ -263,14 +263,9 @@ def test_build_shards_job_on_a_generated_world(spark, lake, monkeypatch, capsys)
     from contracts import check_schema
     from contracts.infnet import SHARD
     from jobs import build_shards
-    from pipeline.world import WorldConfig, generate
 
     monkeypatch.setattr("pipeline.session.get_spark", lambda *a, **k: spark)
-    world = WorldConfig(share_records=1500, seed=5, weeks=3, effects=frozenset())
-    tables = generate(spark, world, lake.location("_scratch", "tiny"), progress=lambda m: None)
-    for name in ("shares", "purchases", "items"):  # what the builder reads
-        parts = schemas.RAW_PARTITIONS.get(name)
-        lake.write(tables[name], "raw", name, partition_by=parts, app_id="tiny-world")
+    lake, _, _ = world_lake
     argv = ["--lake", lake.root, "--task", "infnet", "--obs-weeks", "2", "--fanout", "5",
             "--run-id", "tiny"]
     assert build_shards.main(argv) == 0
