@@ -1,0 +1,1 @@
+"""dmgnn: DM-GNN (a decayed TGAT trained on links and consumption tiers) and its baselines."""

@@ -1,0 +1,1 @@
+"""dmgnn: shard builders (see pipeline/systems/__init__.py)."""
