@@ -39,7 +39,7 @@ from pipeline.world.coupons import BUYS_LATER, coin, extra_purchases, outcome_cl
 STRATEGIES = ("none", "all", "band", "top", "random", "hesitant")
 
 
-def test_cuts(lake: Path) -> dict[int, tuple[int, int]]:
+def cuts_of_test_day(lake: Path) -> dict[int, tuple[int, int]]:
     """example id (the trainer's: user << 28 | day << 16 | k) -> (label_1h, label_1d) of
     every test cut."""
     table = DeltaTable(str(lake / "shards" / contract.SHARD_TABLE)).to_pyarrow_table(
@@ -94,7 +94,7 @@ def main() -> int:
     band = tuple(float(x) for x in args.band.split(","))
     hesitant = world_setting(args.lake, "coupon_hesitant")
     cold = world_setting(args.lake, "coupon_cold")
-    cuts = test_cuts(args.lake)
+    cuts = cuts_of_test_day(args.lake)
     scores = DeltaTable(str(args.lake / "results" / scores_table("dipn"))).to_pyarrow_table()
     scores = scores.filter(pc.equal(scores["split"], "test")).to_pandas()
     if args.models:
