@@ -34,8 +34,9 @@ def test_config_rejects_bad_start():
 def test_field_types_cover_every_field():
     types = field_types()
     assert list(types)[:5] == ["share_records", "seed", "weeks", "start", "effects"]
-    assert len(types) == 47
+    assert len(types) == 49
     assert types["e9_tie"] is float and types["hops"] is int and types["start"] is dt.date
+    assert types["coupon_cold"] is float
 
 
 @pytest.mark.parametrize(
