@@ -246,8 +246,8 @@ class TierLightGBM(SklearnBaseline):
         return {"feature_name": list(FEATURE_NAMES)}
 
     def fit(self, examples: Sequence[Any], task: Task) -> None:
-        if "tier" not in self.meta.get("heads", ("tier",)):
-            raise ValueError("lightgbm scores tiers only; train it with objective=tier or both")
+        if list(self.meta.get("heads", ["tier"])) != ["tier"]:
+            raise ValueError("lightgbm scores tiers only: train it with --opt objective=tier")
         super().fit(examples, task)
 
     def predict(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -92,9 +92,9 @@ def test_lightgbm_finds_the_spend_bands(tmp_path):
     restored.load_state_dict(model.state_dict())
     batch = tier_task.collate(test[:10])
     assert torch.equal(restored.predict(batch)["tier"], model.predict(batch)["tier"])
-    link_only = TierLightGBM(config, {"heads": ["link"]})
-    with pytest.raises(ValueError, match="tiers only"):
-        link_only.fit(tier_task.load_split("train"), tier_task)
+    for heads in (["link"], ["link", "tier"]):  # links would go unscored
+        with pytest.raises(ValueError, match="tiers only"):
+            TierLightGBM(config, {"heads": heads}).fit(tier_task.load_split("train"), tier_task)
 
 
 def test_a_baseline_through_the_trainer(tmp_path):
