@@ -48,6 +48,16 @@ class Steps:
         return kept
 
 
+def shard_run(lake, task: str, config: dict, raw_tables: tuple[str, ...],
+              run_id: str | None) -> tuple[str, str, dict]:
+    """(run id, app id, raw versions) of a shard build: the run id defaults to a digest of
+    ``config`` and the raw tables' versions, and every table the build commits carries the app
+    id, so a re-run over the same input commits nothing new."""
+    versions = {t: lake.version("raw", t) for t in raw_tables}
+    run_id = run_id or run_digest({"config": config, "raw": versions})
+    return run_id, f"build_shards-{task}-{run_id}", versions
+
+
 def commit_shards(
     spark,
     lake,
@@ -69,9 +79,7 @@ def commit_shards(
     versions, wall seconds and steps). The run id defaults to a digest of ``config`` and the
     raw tables' versions, so a re-run over the same input commits nothing new."""
     shard_table, manifest_table = tables
-    versions = {t: lake.version("raw", t) for t in raw_tables}
-    run_id = run_id or run_digest({"config": config, "raw": versions})
-    app_id = f"build_shards-{task}-{run_id}"
+    run_id, app_id, versions = shard_run(lake, task, config, raw_tables, run_id)
     started = time.perf_counter()
     steps = Steps()
     rows, facts = build([lake.read(spark, "raw", t) for t in raw_tables], steps)

@@ -39,12 +39,11 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from contracts import dmgnn as contract
-from contracts.runs import run_digest
 from pipeline.lake import Lake
 from pipeline.schemas import spark_schema
 from pipeline.stats.common import world_origin
 from pipeline.systems import register
-from pipeline.systems.steps import Steps, commit_shards
+from pipeline.systems.steps import Steps, commit_shards, shard_run
 
 log = logging.getLogger(__name__)
 
@@ -277,11 +276,9 @@ def build(spark: SparkSession, lake: Lake, args: argparse.Namespace) -> dict:
     cfg = DmgnnShardConfig.from_args(args)
     config = asdict(cfg)
     paths = contract.tables()
-    # commit_shards' own run id and app id, known here because the attribute and tier tables
-    # are committed beside its edge table under the same app id (a re-run commits none).
-    versions = {t: lake.version("raw", t) for t in RAW_TABLES}
-    run_id = args.run_id or run_digest({"config": config, "raw": versions})
-    app_id = f"build_shards-dmgnn-{run_id}"
+    # the attribute and tier tables are committed beside commit_shards' edge table under its
+    # app id (a re-run commits none)
+    run_id, app_id, _ = shard_run(lake, "dmgnn", config, RAW_TABLES, args.run_id)
 
     def build_rows(raw: list[DataFrame], steps: Steps) -> tuple[DataFrame, dict]:
         edges, attributes, tiers, facts = build_dmgnn_tables(*raw, steps)
