@@ -2,11 +2,15 @@
 
 **Sessions.** A ``touch_session_rate`` share of the organic browses get a session, the app use
 that leads to the browse (DIPN's swipe and tap views, its Sec. 3.1). A session is ``K`` page
-visits (``2 + floor(Exp(2))``, at most 12), the last on ``Page_Detail``, the browsed item's page;
-each visit is ``open_page``, its swipes and taps, ``leave_page``. A session holds about
-``swipes_per_session`` swipes and ``taps_per_session`` taps (log-normal counts; the defaults are
-the paper's Table 1 ratios to browses) at a session's own pace of about one event a second, so
-it spans about a minute and ends ``Exp(1.5 s)`` (at most 10 s) after the browse time ``t``.
+visits (``2 + floor(Exp(2))``, at most 12), one of them (uniformly placed) on ``Page_Detail``,
+the browsed item's page; each visit is ``open_page``, its swipes and taps, ``leave_page``. The
+browse is logged as the user leaves the item's page: the detail visit's ``leave_page`` is at
+the browse time ``t`` to the millisecond, and the visits after it continue the session, so a
+cut later in the session sees the browse. (The browse's own ``stay_s`` is drawn apart from
+the detail visit's length, so that a view carries E8 only where ``e8_views`` puts it.) A
+session holds about ``swipes_per_session`` swipes
+and ``taps_per_session`` taps (log-normal counts; the defaults are the paper's Table 1 ratios to
+browses) at a session's own pace of about one event a second, so it spans about a minute.
 Events fall uniformly over the session, each on the visit its time falls in; a visit lasts at
 least 300 ms, otherwise its share of the session by an ``Exp(1)`` weight. Times keep their
 milliseconds: events of one session rarely share one.
@@ -115,8 +119,8 @@ def _epoch_ms(cfg: WorldConfig) -> Column:
 
 
 def _sessions(browse_df: DataFrame, cfg: WorldConfig) -> DataFrame:
-    """One row per session: its styles (``z_*``), counts, length and start (``start_ms``
-    after the world's start)."""
+    """One row per session: its styles (``z_*``), counts, length and its detail visit
+    (``k_detail``)."""
     s = cfg.seed
     bid = F.col("browse_id")
     shift = F.col("touch_intent").cast("double") * cfg.e8_touch
@@ -137,7 +141,6 @@ def _sessions(browse_df: DataFrame, cfg: WorldConfig) -> DataFrame:
         (F.col("n_swipes") + F.col("n_taps") + F.col("n_visits")) * pace_ms,
         F.col("n_visits") * MIN_VISIT_MS * 4.0,
     ).cast("long")
-    end_after_t = F.least(F.lit(10_000), exponential(s, "touch-end", 1500.0, bid).cast("long"))
     return (
         browse_df.where(uniform(s, "touch-session", bid) < cfg.touch_session_rate)
         .select("browse_id", "user_id", "item_id", "t", "touch_intent")
@@ -146,26 +149,29 @@ def _sessions(browse_df: DataFrame, cfg: WorldConfig) -> DataFrame:
         .withColumn("n_taps", count("taps", cfg.taps_per_session))
         .withColumn("n_visits", n_visits)
         .withColumn("length_ms", length_ms)
-        .withColumn("start_ms", F.col("t") * 1000 + end_after_t - F.col("length_ms"))
+        .withColumn("k_detail", F.floor(uniform(s, "touch-detail", bid) * F.col("n_visits"))
+                    .cast("int"))
     )
 
 
 def _visit_rows(sessions: DataFrame, cfg: WorldConfig) -> DataFrame:
-    """One row per visit ``k``: its ``page`` (the last visit's ``Page_Detail``), its start and
-    end in ms after the world's start (``open_ms``, ``close_ms``) and the session's swipes
+    """One row per visit ``k``: its ``page`` (visit ``k_detail``'s ``Page_Detail``), its start
+    and end in ms after the world's start (``open_ms``, ``close_ms``) and the session's swipes
     ``[sw_lo, sw_hi)`` and taps ``[tap_lo, tap_hi)`` that fall in it. A visit lasts
     ``MIN_VISIT_MS`` plus its weight's share of the rest of the session and holds that share of
-    its events; weights ``Exp(1)``, times ``exp(0.5 * z_page)`` on product pages."""
+    its events; weights ``Exp(1)``, times ``exp(0.5 * z_page)`` on product pages. The session
+    starts where the detail visit closes 1 ms after the browse time ``t``, so that its
+    ``leave_page`` falls on ``t``."""
     s = cfg.seed
     bid, k = F.col("browse_id"), F.col("k")
-    last = k == F.col("n_visits") - 1
+    detail = k == F.col("k_detail")
     p_product = sigmoid(F.col("z_page") * 0.8 - 1.0)
-    is_product = last | (uniform(s, "touch-product", bid, k) < p_product)
+    is_product = detail | (uniform(s, "touch-product", bid, k) < p_product)
     u_page = uniform(s, "touch-page", bid, k)
     product = F.array(*[F.lit(p) for p in PRODUCT_PAGES])
     other = F.array(*[F.lit(p) for p in OTHER_PAGES])
     page = (
-        F.when(last, F.lit("Page_Detail"))
+        F.when(detail, F.lit("Page_Detail"))
         .when(is_product, F.element_at(product, (u_page * len(PRODUCT_PAGES)).cast("int") + 1))
         # other pages by popularity: index ~ u^2
         .otherwise(F.element_at(other, (F.pow(u_page, 2) * len(OTHER_PAGES)).cast("int") + 1))
@@ -177,10 +183,14 @@ def _visit_rows(sessions: DataFrame, cfg: WorldConfig) -> DataFrame:
     total = F.sum("w").over(Window.partitionBy("browse_id"))
     spare = F.col("length_ms") - F.col("n_visits") * MIN_VISIT_MS
 
+    def offset(visit: Column, share: Column) -> Column:
+        return F.floor(visit * MIN_VISIT_MS + share * spare).cast("long")
+
     def at(visit: Column, share: str) -> Column:
-        return F.col("start_ms") + F.floor(visit * MIN_VISIT_MS + F.col(share) * spare).cast(
-            "long"
-        )
+        return F.col("start_ms") + offset(visit, F.col(share))
+
+    detail_hi = F.max(F.when(detail, F.col("hi"))).over(Window.partitionBy("browse_id"))
+    start_ms = F.col("t") * 1000 + 1 - offset(F.col("k_detail") + 1, detail_hi)
 
     def first(n: str, share: str) -> Column:
         return F.round(F.col(share) * F.col(n)).cast("int")
@@ -191,6 +201,7 @@ def _visit_rows(sessions: DataFrame, cfg: WorldConfig) -> DataFrame:
         .withColumn("w", weight)
         .withColumn("hi", running / total)
         .withColumn("lo", F.coalesce(F.lag("hi").over(in_order), F.lit(0.0)))
+        .withColumn("start_ms", start_ms)
         .select(
             "browse_id", "user_id", "item_id", "z_button", "z_swipe", "n_swipes", "n_taps",
             "k", "page",
