@@ -99,27 +99,17 @@ def rescored_runs(lake: Path, runs: Path) -> list[tuple[str, str, np.ndarray, np
     under ``runs`` whose ``best.pt`` trained both heads, rescored on the test split."""
     import torch
 
-    from models.base import get_model, get_task
-    from models.checkpoint import load_checkpoint
-    from models.config import split_opts
+    from models.evaluate import load_for_eval
 
-    out, tasks = [], {}
+    out, splits = [], {}
     for ckpt_path in sorted(runs.glob("*/best.pt")):
-        ckpt = load_checkpoint(str(ckpt_path))
-        if ckpt["task"] != "dipn":
-            continue
-        model_cls = get_model("dipn", ckpt["model_name"])
-        _, task_opts = split_opts(model_cls, ckpt["config"].get("opts") or {})
-        key = tuple(sorted(task_opts.items()))
-        if key not in tasks:
-            task = get_task("dipn")(str(lake), None, **task_opts)
-            tasks[key] = (task, task.load_split("test"))
-        task, examples = tasks[key]
+        ckpt, task, model = load_for_eval(str(lake), str(ckpt_path), task="dipn")
         if list(task.heads) != ["1h", "1d"]:
             continue
-        model = model_cls(model_cls.Config(**ckpt["model_config"]), task.meta())
-        model.load_state_dict(ckpt["model"])
-        model.eval()
+        key = repr(task.options)  # runs trained on the same options share the test split
+        if key not in splits:
+            splits[key] = task.load_split("test")
+        examples = splits[key]
         with torch.no_grad():
             score = task.scores(model, examples, torch.device("cpu")).astype(np.float64)
         ids = np.array([ex.example_id for ex in examples], dtype=np.int64)

@@ -20,9 +20,33 @@ from typing import Any
 
 import torch
 
-from models.base import get_model, get_task
+from models.base import ShardModel, Task, get_model, get_task
 from models.checkpoint import load_checkpoint
 from models.config import parse_opts, split_opts
+
+
+def load_for_eval(
+    lake: str,
+    checkpoint: str,
+    task: str | None = None,
+    dataset: str | None = None,
+    opts: dict[str, str] | None = None,
+    device: str = "cpu",
+) -> tuple[dict[str, Any], Task, ShardModel]:
+    """(checkpoint dict, task, model in eval mode on ``device``) of a ``models.train``
+    checkpoint; the task's options are those it trained with, ``opts`` overriding them."""
+    ckpt = load_checkpoint(checkpoint)
+    cfg = ckpt["config"]
+    if task is not None and task != ckpt["task"]:
+        raise ValueError(f"{checkpoint} is a {ckpt['task']!r} checkpoint, not {task!r}")
+    model_cls = get_model(ckpt["task"], ckpt["model_name"])
+    _, task_opts = split_opts(model_cls, cfg.get("opts") or {})
+    task_opts.update(opts or {})
+    task_obj = get_task(ckpt["task"])(lake, dataset or cfg.get("dataset"), **task_opts)
+    model = model_cls(model_cls.Config(**ckpt["model_config"]), task_obj.meta())
+    model.load_state_dict(ckpt["model"])
+    model.to(torch.device(device)).eval()
+    return ckpt, task_obj, model
 
 
 def evaluate_checkpoint(
@@ -34,18 +58,9 @@ def evaluate_checkpoint(
     opts: dict[str, str] | None = None,
     device: str = "cpu",
 ) -> dict[str, Any]:
-    ckpt = load_checkpoint(checkpoint)
+    ckpt, task_obj, model = load_for_eval(lake, checkpoint, task, dataset, opts, device)
     cfg = ckpt["config"]
-    if task is not None and task != ckpt["task"]:
-        raise ValueError(f"{checkpoint} is a {ckpt['task']!r} checkpoint, not {task!r}")
-    model_cls = get_model(ckpt["task"], ckpt["model_name"])
-    _, task_opts = split_opts(model_cls, cfg.get("opts") or {})
-    task_opts.update(opts or {})
-    task_obj = get_task(ckpt["task"])(lake, dataset or cfg.get("dataset"), **task_opts)
-    model = model_cls(model_cls.Config(**ckpt["model_config"]), task_obj.meta())
-    model.load_state_dict(ckpt["model"])
     dev = torch.device(device)
-    model.to(dev).eval()
     examples = task_obj.load_split(split)
     started = time.time()
     with torch.no_grad():

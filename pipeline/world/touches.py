@@ -8,9 +8,9 @@ browse is logged as the user leaves the item's page: the detail visit's ``leave_
 the browse time ``t`` to the millisecond, and the visits after it continue the session, so a
 cut later in the session sees the browse. (The browse's own ``stay_s`` is drawn apart from
 the detail visit's length, so that a view carries E8 only where ``e8_views`` puts it.) A
-session holds about ``swipes_per_session`` swipes
-and ``taps_per_session`` taps (log-normal counts; the defaults are the paper's Table 1 ratios to
-browses) at a session's own pace of about one event a second, so it spans about a minute.
+session holds about ``swipes_per_session`` swipes and ``taps_per_session`` taps (log-normal
+counts; the defaults are the paper's Table 1 ratios to browses) at a session's own pace of
+about one event a second, so it spans about a minute.
 Events fall uniformly over the session, each on the visit its time falls in; a visit lasts at
 least 300 ms, otherwise its share of the session by an ``Exp(1)`` weight. Times keep their
 milliseconds: events of one session rarely share one.
@@ -159,8 +159,8 @@ def _visit_rows(sessions: DataFrame, cfg: WorldConfig) -> DataFrame:
     and end in ms after the world's start (``open_ms``, ``close_ms``) and the session's swipes
     ``[sw_lo, sw_hi)`` and taps ``[tap_lo, tap_hi)`` that fall in it. A visit lasts
     ``MIN_VISIT_MS`` plus its weight's share of the rest of the session and holds that share of
-    its events; weights ``Exp(1)``, times ``exp(0.5 * z_page)`` on product pages. The session
-    starts where the detail visit closes 1 ms after the browse time ``t``, so that its
+    its events; weights ``Exp(1)``, times ``exp(0.5 * z_page)`` on product pages. The session's
+    start is set so that the detail visit closes 1 ms after the browse time ``t``: its
     ``leave_page`` falls on ``t``."""
     s = cfg.seed
     bid, k = F.col("browse_id"), F.col("k")
