@@ -93,10 +93,11 @@ def strategy_sends(name: str, score: np.ndarray, classes: np.ndarray, band: tupl
     return sent
 
 
-def rescored_runs(lake: Path, runs: Path) -> list[tuple[str, str, np.ndarray, np.ndarray,
-                                                         np.ndarray]]:
+def rescored_runs(lake: Path, runs: Path, models: list[str] | None = None
+                  ) -> list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray]]:
     """(model, run id, example ids, real-time scores, long-term scores) of every run folder
-    under ``runs`` whose ``best.pt`` trained both heads, rescored on the test split."""
+    under ``runs`` whose ``best.pt`` trained both heads (and, given ``models``, is one of
+    them), rescored on the test split."""
     import torch
 
     from models.evaluate import load_for_eval
@@ -104,7 +105,7 @@ def rescored_runs(lake: Path, runs: Path) -> list[tuple[str, str, np.ndarray, np
     out, splits = [], {}
     for ckpt_path in sorted(runs.glob("*/best.pt")):
         ckpt, task, model = load_for_eval(str(lake), str(ckpt_path), task="dipn")
-        if list(task.heads) != ["1h", "1d"]:
+        if list(task.heads) != ["1h", "1d"] or (models and ckpt["model_name"] not in models):
             continue
         key = repr(task.options)  # runs trained on the same options share the test split
         if key not in splits:
@@ -141,9 +142,10 @@ def main() -> int:
     hesitant = world_setting(args.lake, "coupon_hesitant")
     cold = world_setting(args.lake, "coupon_cold")
     cuts = cuts_of_test_day(args.lake)
-    runs = rescored_runs(args.lake, args.runs) if args.runs else scored_runs(args.lake)
-    if args.models:
-        runs = [r for r in runs if r[0] in args.models.split(",")]
+    models = args.models.split(",") if args.models else None
+    runs = rescored_runs(args.lake, args.runs, models) if args.runs else scored_runs(args.lake)
+    if models:
+        runs = [r for r in runs if r[0] in models]
     per_model: dict[str, dict[str, list[tuple[int, int]]]] = {}
     for model, run_id, ids, score, score_1d in runs:
         missing = [i for i in ids[:5] if int(i) not in cuts]
