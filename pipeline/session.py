@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
 from pyspark import SparkConf, SparkContext
@@ -99,6 +100,9 @@ def get_spark(
         settings = {k: v for k, v in settings.items() if not submitted.contains(k)}
     else:
         settings = progress_bar_on_terminal(settings, os.isatty(2))
+        # Python workers (grouped maps) run this interpreter, which has this package and its
+        # pins, not whatever ``python3`` is first on the PATH (pyspark reads the variable).
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     settings.update(conf or {})
     if master:
         settings["spark.master"] = master
