@@ -1,7 +1,7 @@
 """Generate a synthetic Taocode world into the lake (``raw/*`` and ``truth/world``).
 
     python -m jobs.generate_world --lake LAKE --share-records 1000000 --seed 7 [--weeks 12]
-        [--start 2026-01-05] [--effects all|none|E1,E3|-E2] [--config world.yaml]
+        [--start 2026-01-05] [--effects all|none|E1,E3|-E2|+E10] [--config world.yaml]
         [--set KEY=VALUE ...] [--run-id ID] [--master spark://127.0.0.1:7077]
     spark-submit --properties-file spark-defaults.conf jobs/generate_world.py --lake LAKE ...
 
@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--start", type=dt.date.fromisoformat, default=None,
                         help="a Monday (default 2026-01-05)")
     parser.add_argument("--effects", default=None,
-                        help="all (default), none, E1,E3 or -E2 (all but)")
+                        help="E1-E9 (default), all (E1-E10), none, a list E1,E3, or changes to "
+                             "the default: -E2 (without), +E10 (with)")
     parser.add_argument("--config", type=Path, default=None,
                         help="YAML mapping of WorldConfig field -> value")
     parser.add_argument("--set", dest="overrides", action="append", default=[],

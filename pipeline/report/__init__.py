@@ -1,6 +1,6 @@
-"""The static report: InfNet Fig. 2(a)-(d), RiseNet Fig. 2(a)-(d) and Fig. 3 and E8's intent
-distributions (DIPN Sec. 1) from ``stats/*``, and each system's model results from
-``results/*``.
+"""The static report: InfNet Fig. 2(a)-(d), RiseNet Fig. 2(a)-(d) and Fig. 3, E8's intent
+distributions (DIPN Sec. 1) and E10's re-contact by the age of a tie from ``stats/*``, and each
+system's model results from ``results/*``.
 
 ``build_report(lake, out_dir)`` writes ``index.html`` and one PNG per figure. Every figure comes
 with its numbers in an HTML table, one sentence saying what it shows, the significance tests

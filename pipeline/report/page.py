@@ -15,6 +15,7 @@ from pipeline.report.infnet import (
     fig_two_hop,
 )
 from pipeline.report.intent import fig_intent
+from pipeline.report.recency import fig_recency
 from pipeline.report.results import results_section
 from pipeline.report.risenet import (
     fig_dynamics,
@@ -27,6 +28,7 @@ from pipeline.report.risenet import (
 FIGURES = (
     fig_ci_lift, fig_degree_gap, fig_close_neighbours, fig_two_hop, fig_tie,
     fig_mdsw, fig_hub_counts, fig_scale_sales, fig_hub_sales, fig_dynamics, fig_intent,
+    fig_recency,
 )
 
 STYLE = """

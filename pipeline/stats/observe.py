@@ -4,8 +4,9 @@ Order matters only for cost: expensive record-level annotations (conversion, deg
 neighbours, 2-hop) are written once to ``stats/share_features`` and every InfNet statistic and
 test is then an aggregation over that table read back from the lake; the RiseNet family works
 from ``stats/item_weekly``; E8 (DIPN's intent views) from ``stats/intent_histogram``, built
-from the touch sessions and browses. Tests run last, over the committed tables, into
-``stats/tests``.
+from the touch sessions and browses; E10 (a tie's recency, what DM-GNN's decay reads) from
+``stats/recontact_hazard``, built from the share records alone. Tests run last, over the
+committed tables, into ``stats/tests``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from contracts.runs import run_digest
 from pipeline import batches
 from pipeline.faults import failpoint
 from pipeline.lake import Lake
-from pipeline.stats import conversion, intent, rising, specific, structure, temporal
+from pipeline.stats import conversion, intent, recency, rising, specific, structure, temporal
 from pipeline.stats import features as features_mod
 from pipeline.stats import significance as sig
 from pipeline.stats.common import with_week
@@ -55,6 +56,7 @@ FIGURES = {
     "next_week_sales": "RiseNet Fig. 3",
     "scale_fluctuation": "RiseNet Fig. 3",
     "intent_histogram": "DIPN Sec. 1 (E8)",
+    "recontact_hazard": "DM-GNN (E10)",
 }
 
 
@@ -185,6 +187,26 @@ class Observer:
             note="" if touches is not None else "no raw/touches: browse view only",
         )
 
+    def write_recency(self, shares: DataFrame, end_us: int) -> sig.TestResult:
+        """``stats/recontact_hazard`` (E10, ``pipeline.stats.recency``), returning its test.
+        The pair bins of the world and of its within-sender null feed both the table and
+        the test, so they are persisted once."""
+        bins = recency.pair_bins(shares, end_us).persist(StorageLevel.DISK_ONLY)
+        null_bins = recency.pair_bins(recency.shuffle_receivers(shares), end_us).persist(
+            StorageLevel.DISK_ONLY
+        )
+        hazard = self.write(
+            "recontact_hazard", lambda: recency.recontact_hazard(bins, null_bins)
+        )
+        self._describe("recency test")
+        result = recency.recency_test(
+            recency.within_pair_trend(bins), recency.within_pair_trend(null_bins),
+            [r.asDict() for r in hazard.collect()],
+        )
+        bins.unpersist()
+        null_bins.unpersist()
+        return result
+
     def run(self) -> dict:
         cfg = self.config
         self._size_shuffles()
@@ -243,6 +265,7 @@ class Observer:
         self.write("close_neighbours", lambda: structure.close_neighbours_ci(capped))
         self.write("two_hop", lambda: temporal.two_hop_ci(features, cfg.min_item_records))
         self.write("tie_ci", lambda: structure.tie_ci(features))
+        recency_result = self.write_recency(shares, recency.world_end_us(origin, weeks))
 
         weekly = self.write(
             "item_weekly", lambda: rising.item_weekly(shares, purchases, items, weeks)
@@ -289,6 +312,7 @@ class Observer:
             cfg, ci, lift, features, labels, mdsw, hub_counts, item_sales, weekly, fluctuation
         )
         results.extend(intent.histogram_tests(intent_hist.toPandas().to_dict("records")))
+        results.append(recency_result)
         table = sig.results_table(results)
         self.lake.write_arrow(
             table, "stats", "tests", mode="overwrite", app_id=f"observe:tests:{self.run_id}",

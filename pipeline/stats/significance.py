@@ -143,7 +143,36 @@ def stratified_trend(df: DataFrame, stratum: str, score: str, success: str) -> d
             F.sum(F.col("_x") * F.col("_x")).alias("SXX"),
             F.sum(F.col("_x") * F.col("_y")).alias("T"),
         )
-        .where(F.col("N") > 1)
+    )
+    return _trend_from_sums(per)
+
+
+def stratified_trend_counts(
+    df: DataFrame, strata: list[str], score: str, trials: str, successes: str
+) -> dict:
+    """``stratified_trend`` from grouped rows: each row is ``trials`` records of one stratum
+    (the columns ``strata``) sharing the score ``score``, ``successes`` of them successes. The
+    same sums and the same result as the records themselves would give, for statistics whose
+    records are counted, never listed (``recency``: a sender's shares at each age of a
+    contact)."""
+    x = F.col(score).cast("double")
+    n, y = F.col(trials).cast("double"), F.col(successes).cast("double")
+    per = df.groupBy(*strata).agg(
+        F.sum(n).alias("N"),
+        F.sum(y).alias("S"),
+        F.sum(n * x).alias("SX"),
+        F.sum(n * x * x).alias("SXX"),
+        F.sum(y * x).alias("T"),
+    )
+    return _trend_from_sums(per)
+
+
+def _trend_from_sums(per: DataFrame) -> dict:
+    """The trend test of ``stratified_trend`` from per-stratum sums N, S, SX, SXX, T; also
+    ``information``, the summed variance: 1 / its square root is the standard error of the
+    one-step log-odds slope ``z / sqrt(information)``."""
+    per = (
+        per.where(F.col("N") > 1)
         .withColumn("SSX", F.col("SXX") - F.col("SX") * F.col("SX") / F.col("N"))
         .withColumn("D", F.col("T") - F.col("S") * F.col("SX") / F.col("N"))
         .withColumn(
@@ -158,7 +187,8 @@ def stratified_trend(df: DataFrame, stratum: str, score: str, success: str) -> d
     ).first()
     n = int(row["n"] or 0)
     if not row["v"] or row["v"] <= 0:
-        return {"n": n, "slope": None, "z": None, "p": None, "strata": int(row["strata"])}
+        return {"n": n, "slope": None, "z": None, "p": None, "strata": int(row["strata"]),
+                "information": 0.0, "d": row["d"] or 0.0}
     z = row["d"] / math.sqrt(row["v"])
     return {
         "n": n,
@@ -166,6 +196,8 @@ def stratified_trend(df: DataFrame, stratum: str, score: str, success: str) -> d
         "z": z,
         "p": _two_sided(z),
         "strata": int(row["strata"]),
+        "information": row["v"],
+        "d": row["d"],
     }
 
 

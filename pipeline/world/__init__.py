@@ -14,7 +14,8 @@ The world, in order of generation (each module documents its part):
   with price tiers, a price index, appeal and categories; organic browses (the *browse model*,
   ``sigmoid(base_logit + appeal)``); the seeds of the cascades.
 * ``cascades``: hop by hop, who shares with whom and which records convert (the *share model*);
-  ``network``: the prior degrees, neighbours and tie histories that E2, E3 and E9 read.
+  ``network``: the prior degrees, neighbours and tie histories that E2, E3 and E9 read;
+  ``recency``: the earlier contacts that E10 reads and its choice among them.
 * ``rising``: E5's rising stars and their demand surge; ``touches``: the touch sessions around
   browses (page visits of swipes and taps, DIPN's touch views), where E8 plants intent.
 * ``generate``: the raw tables and their commit; ``truth``: ``truth/world``.
@@ -41,10 +42,17 @@ The planted effects:
   out, sessions and browses look the same whatever follows.
 * **E9** a share converts better when its sender shared dear items (PI >= 0.5) with this
   receiver in the four weeks before, worse after cheap ones, whatever the item now shared.
+* **E10** recency: a record's receiver is, with probability ``e10_repeat``, one of the sender's
+  earlier contacts (shared with or received from, before the share), chosen with weight
+  ``exp(-age / e10_tau_days)``, age = time since the pair last interacted; so a tie's pull
+  decays with the time since its last use. Off, a receiver depends on no history: repeats
+  happen (communities are small) but at the same rate whatever the contact's age. E10 changes
+  who receives, not who converts. It is the one effect off by default (``DEFAULT_EFFECTS``):
+  name it (``--effects all`` or ``+E10``).
 """
 
 from pipeline.world.cascades import expand, next_sharers
-from pipeline.world.config import EFFECTS, WEEK_S, WorldConfig, parse_effects
+from pipeline.world.config import DEFAULT_EFFECTS, EFFECTS, WEEK_S, WorldConfig, parse_effects
 from pipeline.world.draws import exponential, normal, uniform
 from pipeline.world.entities import (
     browses,
@@ -69,16 +77,19 @@ from pipeline.world.network import (
     with_prior_degrees,
     with_tie_score,
 )
+from pipeline.world.recency import contact_history
 from pipeline.world.rising import surge
 from pipeline.world.touches import touches
 from pipeline.world.truth import truth_rows
 
 __all__ = [
+    "DEFAULT_EFFECTS",
     "EFFECTS",
     "WEEK_S",
     "WorldConfig",
     "browses",
     "config_id",
+    "contact_history",
     "expand",
     "exponential",
     "generate",

@@ -5,7 +5,8 @@ community (``in_community``); with E7 on, receivers are chosen from the sender's
 tier (``e7_same_tier``), so receivers buy in their neighbours' tiers and spending drifts toward
 the share neighbours'. Each record (the time the receiver opens the Taocode) converts with the
 *share model*, and its receiver re-shares with a probability that is higher if they bought
-(``reshare_bought`` against ``reshare``). ``hops`` rounds.
+(``reshare_bought`` against ``reshare``). ``hops`` rounds. With E10 on, a receiver is often
+replaced by one of the sender's recent contacts (``recency``).
 
 **Share model**, the logit of a purchase within ``buy_delay`` after a record::
 
@@ -26,8 +27,10 @@ the cascades are generated twice from the same random draws: first without E2, E
 giving the network whose prior degrees E2 reads, whose neighbours E3 counts and whose ties E9
 reads, then with them. E2, E3 and E9 change only which records convert and, through
 re-sharing, a few subtrees, so what they read is what ``observe`` measures on the final network
-for most records (92 % of the prior degrees on ``test_world``'s world); E3 counts the adopters
-of earlier hops (not those of the same hop).
+for most records (92 % of the prior degrees on ``test_world``'s world, 86 % with E10); E3
+counts the adopters of earlier hops (not those of the same hop). E10 reads the contacts of a
+pass without any network-reading effect and changes who receives, so with E10 on the first
+pass is itself generated with E10, from that contacts pass (``recency``; three passes in all).
 
 Why the observed network: E2 reads the observed prior degree, not the latent sending activity
 (of which hubs have 40 times more, while an ordinary user's observed degree is mostly
@@ -54,9 +57,11 @@ from pipeline.world.config import WorldConfig
 from pipeline.world.draws import exponential, sigmoid, uniform
 from pipeline.world.entities import user_attributes, with_item
 from pipeline.world.network import neighbour_adoptions, with_prior_degrees, with_tie_score
+from pipeline.world.recency import with_recency
 
 #: The columns of a hop's records: who, what, when, the outcome, and the share model's inputs
-#: (``s_deg`` .. ``appeal``), kept for checking the planted effects.
+#: (``s_deg`` .. ``appeal``) and E10's pick (``recontact``), kept for checking the planted
+#: effects.
 RECORD_COLUMNS = (
     "sender_id",
     "receiver_id",
@@ -80,6 +85,7 @@ RECORD_COLUMNS = (
     "tie",
     "price_index",
     "appeal",
+    "recontact",
 )
 
 
@@ -113,10 +119,13 @@ def _receiver(cfg: WorldConfig, hop: int) -> Column:
     ).otherwise(receiver)
 
 
-def _records(sharers: DataFrame, cfg: WorldConfig, hop: int) -> DataFrame:
+def _records(
+    sharers: DataFrame, cfg: WorldConfig, hop: int, contacts: DataFrame | None = None
+) -> DataFrame:
     """Every sharer's records of this hop (at least one receiver, a geometric-like tail),
     opened before the world's end, with the receiver's attributes and the item's appeal and
-    price index."""
+    price index. With ``contacts`` (E10's, ``recency.contact_history``), E10 replaces some
+    receivers by the sender's recent contacts."""
     s = cfg.seed
     n_recv = F.when(F.col("s_hub"), cfg.hub_fanout).otherwise(cfg.fanout)
     count = F.lit(1) + (exponential(s, f"n-recv{hop}", 1.0, "rid") * (n_recv - 1)).cast("int")
@@ -127,6 +136,7 @@ def _records(sharers: DataFrame, cfg: WorldConfig, hop: int) -> DataFrame:
         .withColumn("receiver_id", _receiver(cfg, hop))
         .withColumn("t", F.col("share_t") + open_delay)
         .where(F.col("t") < cfg.weeks * 7 * 86400)
+        .transform(lambda df: with_recency(df, contacts, cfg, hop))
     )
     r = user_attributes(cfg, F.col("receiver_id"))
     return with_item(
@@ -220,6 +230,7 @@ def expand(
     hop: int,
     degrees: DataFrame | None = None,
     ties: DataFrame | None = None,
+    contacts: DataFrame | None = None,
 ) -> DataFrame:
     """One hop: every sharer sends the item to receivers; each record gets its outcome.
 
@@ -227,10 +238,11 @@ def expand(
     records of earlier hops, for E3: a record counts the receiver's neighbours who adopted the
     item before it (None: no earlier adopters, E3 adds nothing). ``degrees``:
     ``prior_degrees`` of the network E2 reads (None: E2 adds nothing); ``ties``: its
-    ``tie_history`` that E9 reads (None: E9 adds nothing). Returns the records
+    ``tie_history`` that E9 reads (None: E9 adds nothing); ``contacts``: the
+    ``recency.contact_history`` that E10 reads (None: receivers as drawn). Returns the records
     (``RECORD_COLUMNS``) with ``bought``/``buy_t``/``reshare``.
     """
-    recs = _with_network_inputs(_records(sharers, cfg, hop), adoptions, degrees, ties)
+    recs = _with_network_inputs(_records(sharers, cfg, hop, contacts), adoptions, degrees, ties)
     logit = share_logit(cfg, reads_degrees=degrees is not None, reads_ties=ties is not None)
     return _with_outcome(recs, cfg, hop, logit).select(*RECORD_COLUMNS)
 
@@ -265,21 +277,22 @@ def cascades(
     scratch,
     progress: Callable[[str], object],
     ties: DataFrame | None = None,
+    contacts: DataFrame | None = None,
+    note: str = "",
 ) -> DataFrame:
     """All hops of the cascades from the seeds ``sharers``; E2 reads ``degrees``, E3
-    ``neighbours`` and E9 ``ties`` (all None: the network pass, without E2, E3 and E9).
-    Each hop is materialized under ``scratch``."""
-    network_pass = two_pass(cfg) and degrees is None and neighbours is None and ties is None
+    ``neighbours``, E9 ``ties`` and E10 ``contacts`` (None: that effect adds nothing, as in
+    the earlier passes). Each hop is materialized under ``scratch``; ``note`` names the pass
+    in the progress lines."""
     hops: list[DataFrame] = []
     for hop in range(cfg.hops):
         adoptions = None
         if hops and neighbours is not None:
             adoptions = neighbour_adoptions(hops, neighbours)
-        recs = expand(sharers, cfg, adoptions, hop, degrees, ties)
+        recs = expand(sharers, cfg, adoptions, hop, degrees, ties, contacts)
         recs = materialize(recs, f"{scratch}/hop={hop}", spark)
         hops.append(recs)
         sharers = next_sharers(recs, cfg)
-        note = " (network without E2, E3, E9)" if network_pass else ""
         progress(f"world: hop {hop} done{note}")
     records = hops[0]
     for h in hops[1:]:

@@ -12,7 +12,8 @@ world, Monday 00:00 UTC to the next Monday 00:00 UTC: the records with
   (``pipeline.stats.common.with_week``);
 * the generator numbers them from 0 (``floor(t / WEEK_S)``, ``clock.week_index``); where it
   compares weeks (E2's earlier weeks, E9's four weeks before) only differences count, so the
-  two numberings give the same degrees and tie histories.
+  two numberings give the same degrees and tie histories. E10's recency counts seconds, not
+  weeks.
 
 Docstrings count weeks from 1: "weeks 5-6" are ``4 * WEEK_S <= t < 6 * WEEK_S``.
 
@@ -37,7 +38,10 @@ from dataclasses import dataclass, field
 
 import yaml
 
-EFFECTS = ("E1", "E2", "E3", "E4", "E5", "E6", "E7", "E8", "E9")
+EFFECTS = ("E1", "E2", "E3", "E4", "E5", "E6", "E7", "E8", "E9", "E10")
+#: The effects of a world that names none. E10 rewires who receives a share (and costs one
+#: more generation pass), so it is on only where named: ``--effects all`` or ``+E10``.
+DEFAULT_EFFECTS = tuple(e for e in EFFECTS if e != "E10")
 
 #: The behaviour views that can carry E8's purchase intent (``WorldConfig.e8_views``).
 E8_VIEWS = ("touch", "browse")
@@ -56,7 +60,7 @@ class WorldConfig:
         share_records: target number of share records (the result is within a few percent).
         seed: everything is a deterministic function of it.
         weeks: length of the world in weeks, starting on ``start`` (a Monday).
-        effects: the planted effects switched on (subset of ``EFFECTS``).
+        effects: the planted effects switched on (subset of ``EFFECTS``; ``DEFAULT_EFFECTS``).
         touch_session_rate: share of organic browses with a touch session around them.
         swipes_per_session, taps_per_session: mean swipes and taps of a session (37.7 and 9.3,
             the paper's Table 1 ratios to browses).
@@ -67,13 +71,18 @@ class WorldConfig:
         coupon_hesitant, coupon_cold: the probability that a coupon brings a purchase planned
             later that day into the hour (0.5), or makes a non-buyer buy within it (0.02)
             (``coupons``).
+        e10_repeat: with E10 on, the probability that a record's receiver is replaced by one of
+            the sender's earlier contacts (0.5; ``recency``).
+        e10_tau_days: the decay time of a contact's pull: an earlier contact is chosen with
+            weight ``exp(-age / e10_tau_days)``, age = days since the pair last interacted
+            (2.5).
     """
 
     share_records: int = 200_000
     seed: int = 7
     weeks: int = 12
     start: dt.date = dt.date(2026, 1, 5)
-    effects: frozenset[str] = field(default_factory=lambda: frozenset(EFFECTS))
+    effects: frozenset[str] = field(default_factory=lambda: frozenset(DEFAULT_EFFECTS))
     # population
     users_per_record: float = 0.3
     items_per_record: float = 0.01
@@ -110,6 +119,8 @@ class WorldConfig:
     e4_bought: float = 0.5
     e6_hub: float = 0.4
     e9_tie: float = 2.0
+    e10_repeat: float = 0.5
+    e10_tau_days: float = 2.5
     e5_hub_pick: float = 0.03
     e5_other_pick: float = 0.003
     rising_every: int = 0  # 0: as many stars as top slots, see ``_resolve_rising_every``
@@ -131,6 +142,10 @@ class WorldConfig:
             raise ValueError(f"start must be a Monday, got {self.start} ({self.start:%A})")
         if self.share_records < 100:
             raise ValueError("share_records must be at least 100")
+        if not 0 <= self.e10_repeat <= 1:
+            raise ValueError(f"e10_repeat is a probability, got {self.e10_repeat}")
+        if self.e10_tau_days <= 0:
+            raise ValueError(f"e10_tau_days must be positive, got {self.e10_tau_days}")
         self.effects = frozenset(self.effects)
         self.e8_views = ",".join(parse_views(self.e8_views))
         self._resolve_rising_every()
@@ -203,15 +218,18 @@ class WorldConfig:
 
 
 def parse_effects(text: str) -> frozenset[str]:
-    """``"all"``, ``"none"`` or a comma list like ``"E1,E3"`` (``-E2`` removes from all)."""
+    """``"all"`` (every effect), ``"none"``, a comma list like ``"E1,E3"``, or changes to the
+    default set (``DEFAULT_EFFECTS``): ``"-E2"`` removes, ``"+E10"`` adds, ``"-E8,+E10"``
+    both."""
     text = text.strip()
     if text.lower() == "all":
         return frozenset(EFFECTS)
     if text.lower() == "none":
         return frozenset()
     parts = [p.strip().upper() for p in text.split(",") if p.strip()]
-    if parts and all(p.startswith("-") for p in parts):
-        chosen = set(EFFECTS) - {p[1:] for p in parts}
+    if parts and all(p[0] in "+-" for p in parts):
+        chosen = (set(DEFAULT_EFFECTS) - {p[1:] for p in parts if p[0] == "-"}) | {
+            p[1:] for p in parts if p[0] == "+"}
     else:
         chosen = set(parts)
     unknown = chosen - set(EFFECTS)

@@ -1,5 +1,5 @@
-"""The whole world: entities, cascades (in two passes when E2, E3 or E9 is on), purchases and
-the raw tables, generated on the executors and committed to the lake.
+"""The whole world: entities, cascades (in two passes when E2, E3 or E9 is on, one more with
+E10), purchases and the raw tables, generated on the executors and committed to the lake.
 
 Intermediates (browses, seeds, each hop, the first pass's network) are written to a scratch
 folder and read back, so nothing is computed twice; ``generate_to_lake`` removes it.
@@ -35,6 +35,7 @@ from pipeline.world.network import (
     with_prior_degrees,
     with_tie_score,
 )
+from pipeline.world.recency import contact_history
 from pipeline.world.rising import surge
 from pipeline.world.touches import touches
 from pipeline.world.truth import truth_rows
@@ -77,19 +78,28 @@ def to_raw_purchases(purchases: DataFrame, cfg: WorldConfig) -> DataFrame:
 
 
 def _network(spark: SparkSession, cfg: WorldConfig, sharers: DataFrame, scratch, progress):
-    """(degrees, neighbours, ties) that E2, E3 and E9 read: from the cascades generated without
-    them from the same draws (None for an effect that is off; see ``cascades``)."""
-    degrees = neighbours = ties = None
+    """(degrees, neighbours, ties, contacts) that E2, E3, E9 and E10 read (None for an effect
+    that is off). E10's contacts come from the cascades generated without any of them; E2's,
+    E3's and E9's network from those generated with E10 alone, reading those contacts (see
+    ``cascades`` and ``recency``). All from the same draws."""
+    degrees = neighbours = ties = contacts = None
+    if cfg.on("E10"):
+        first = cascades(spark, cfg, sharers, None, None, f"{scratch}/contacts", progress,
+                         note=" (contacts without E2, E3, E9, E10)")
+        contacts = materialize(contact_history(first), f"{scratch}/contact_history", spark)
     if not two_pass(cfg):
-        return degrees, neighbours, ties
-    network = cascades(spark, cfg, sharers, None, None, f"{scratch}/network", progress)
+        return degrees, neighbours, ties, contacts
+    note = " (network with E10, without E2, E3, E9)" if contacts is not None else (
+        " (network without E2, E3, E9)")
+    network = cascades(spark, cfg, sharers, None, None, f"{scratch}/network", progress,
+                       contacts=contacts, note=note)
     if cfg.on("E2"):
         degrees = materialize(prior_degrees(network), f"{scratch}/degrees", spark)
     if cfg.on("E3"):
         neighbours = materialize(network_neighbours(network), f"{scratch}/neighbours", spark)
     if cfg.on("E9"):
         ties = materialize(tie_history(network), f"{scratch}/ties", spark)
-    return degrees, neighbours, ties
+    return degrees, neighbours, ties, contacts
 
 
 def _purchases(
@@ -196,8 +206,9 @@ def generate(
     progress("world: browses and cascade seeds done")
 
     sharers = seed_df.drop("browse_t", "buy_t")
-    degrees, neighbours, ties = _network(spark, cfg, sharers, scratch, progress)
-    records = cascades(spark, cfg, sharers, degrees, neighbours, scratch, progress, ties)
+    degrees, neighbours, ties, contacts = _network(spark, cfg, sharers, scratch, progress)
+    records = cascades(spark, cfg, sharers, degrees, neighbours, scratch, progress, ties,
+                       contacts)
     inputs = records
     if degrees is None:
         # Not read by the share model; in ``_records`` as the observable covariate.

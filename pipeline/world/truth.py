@@ -45,6 +45,12 @@ def truth_rows(cfg: WorldConfig) -> list[tuple]:
         ("E9", on("E9"), "e9_tie", cfg.e9_tie,
          f"logit per tie_score: clip(dear - cheap, -{TIE_CAP}, {TIE_CAP}) / {TIE_CAP} over the "
          f"pair's shares in the {TIE_WEEKS} weeks before; dear: PI >= {DEAR_PI}"),
+        ("E10", on("E10"), "e10_repeat", cfg.e10_repeat,
+         "P(a record's receiver is replaced by one of the sender's earlier contacts: people "
+         "they shared with or received from before sharing)"),
+        ("E10", on("E10"), "e10_tau_days", cfg.e10_tau_days,
+         "decay time (days) of a contact's pull: chosen with weight exp(-age / tau), age = "
+         "time since the pair's last interaction"),
     ]
     for key, value in asdict(cfg).items():
         if key in {"effects", "start"}:

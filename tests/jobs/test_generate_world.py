@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from jobs.generate_world import parse_args
-from pipeline.world import EFFECTS, WorldConfig
+from pipeline.world import DEFAULT_EFFECTS, EFFECTS, WorldConfig
 from pipeline.world.config import field_types
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,7 +66,8 @@ def test_yaml_then_flags_then_set(tmp_path):
 
 
 def test_effects_flag_and_set_parse_like_today():
-    assert world_of("--effects=-E2").effects == frozenset(EFFECTS) - {"E2"}
+    assert world_of("--effects=-E2").effects == frozenset(DEFAULT_EFFECTS) - {"E2"}
+    assert world_of("--effects=+E10").effects == frozenset(EFFECTS)
     assert world_of("--effects", "none", "--set", "effects=E1,e4").effects == {"E1", "E4"}
 
 
@@ -88,7 +89,7 @@ def test_bad_value_names_the_field_and_the_type(capsys, tmp_path):
     assert "start: expected a date YYYY-MM-DD, got 'yesterday'" in exit_message(
         capsys, "--config", str(config)
     )
-    assert "unknown effects ['E10']" in exit_message(capsys, "--set", "effects=E10")
+    assert "unknown effects ['E11']" in exit_message(capsys, "--set", "effects=E11")
 
 
 def test_a_world_that_cannot_be_is_an_error(capsys, tmp_path):

@@ -105,7 +105,7 @@ def test_report_has_every_figure(spark, observed, tmp_path):
         "infnet_fig2c_close_neighbours.png", "infnet_fig2d_two_hop.png",
         "tie_price_history.png", "risenet_fig2a_mdsw.png", "risenet_fig2b_hub_counts.png",
         "risenet_fig2c_scale_sales.png", "risenet_fig2d_hub_sales.png",
-        "risenet_fig3_dynamics.png", "e8_intent.png",
+        "risenet_fig3_dynamics.png", "e8_intent.png", "e10_recency.png",
     ])
     for png in pngs:
         assert f"src='{png}'" in page
@@ -113,7 +113,7 @@ def test_report_has_every_figure(spark, observed, tmp_path):
     assert "Planted truth" in page and "e1_lift" in page and "e8_touch" in page
     assert "planted effects switched on: <b>E1, E8</b>" in page
     # figures + all tests + run log + input batches + results
-    assert page.count("<section") == 11 + 2 + 1 + 1
+    assert page.count("<section") == 12 + 2 + 1 + 1
     # the tiny world is one batch in each of its five raw tables
     assert "All 5 input batches were whole" in page
     assert "no results in this lake yet" in page

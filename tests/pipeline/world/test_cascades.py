@@ -113,9 +113,11 @@ def test_no_effect_found_when_switched_off(spark, tmp_path):
 
 
 def test_e2_e3_e9_read_what_observe_measures(spark, tmp_path):
-    """E2's degrees come from the network generated without E2, E3 and E9, which change a few
-    subtrees, so they are the prior degrees of the final network (what observe measures) for
-    most records (92 % on this world). E3's count of neighbours who adopted the item earlier
+    """E2's degrees come from the network generated without E2, E3 and E9 (with E10, reading
+    its own contacts pass), which change a few subtrees, so they are the prior degrees of the
+    final network (what observe measures) for most records (86 % on this world with every
+    effect on; 92 % with E10 off, whose repeated contacts leave fewer, so more fragile,
+    degrees). E3's count of neighbours who adopted the item earlier
     is observe's close-neighbour count except for adopters of the same hop, which it cannot see
     yet: hardly ever more than observe's, equal for most records (88 % on this world). E9's tie
     scores come from the first pass's shares too: equal to those of the final records for
@@ -143,7 +145,7 @@ def test_e2_e3_e9_read_what_observe_measures(spark, tmp_path):
         & (F.abs(F.col("r_deg") - F.col("r_obs")) < 1e-9)
     ).count()
     assert n == recs.count()
-    assert same / n > 0.9, same / n
+    assert same / n > 0.8, same / n
     # and the degrees vary: a gap of zero everywhere would make the check trivial
     assert both.where(F.col("s_deg") != F.col("r_deg")).count() > n / 2
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from pipeline.world import EFFECTS, WorldConfig, parse_effects
+from pipeline.world import DEFAULT_EFFECTS, EFFECTS, WorldConfig, parse_effects
 from pipeline.world.config import (
     ConfigError,
     assignments,
@@ -21,9 +21,15 @@ def test_parse_effects():
     assert parse_effects("all") == frozenset(EFFECTS)
     assert parse_effects("none") == frozenset()
     assert parse_effects("e1, E3") == {"E1", "E3"}
-    assert parse_effects("-E2") == frozenset(EFFECTS) - {"E2"}
-    with pytest.raises(ValueError, match="E10"):
-        parse_effects("E1,E10")
+    # "-" and "+" change the default set, which leaves E10 out
+    assert "E10" in EFFECTS and "E10" not in DEFAULT_EFFECTS
+    assert WorldConfig().effects == frozenset(DEFAULT_EFFECTS)
+    assert parse_effects("-E2") == frozenset(DEFAULT_EFFECTS) - {"E2"}
+    assert parse_effects("+E10") == frozenset(EFFECTS)
+    assert parse_effects("-E8, +e10") == frozenset(EFFECTS) - {"E8"}
+    assert parse_effects("e10") == {"E10"}
+    with pytest.raises(ValueError, match="E11"):
+        parse_effects("E1,E11")
 
 
 def test_config_rejects_bad_start():
@@ -34,9 +40,10 @@ def test_config_rejects_bad_start():
 def test_field_types_cover_every_field():
     types = field_types()
     assert list(types)[:5] == ["share_records", "seed", "weeks", "start", "effects"]
-    assert len(types) == 49
+    assert len(types) == 51
     assert types["e9_tie"] is float and types["hops"] is int and types["start"] is dt.date
     assert types["coupon_cold"] is float
+    assert types["e10_repeat"] is float and types["e10_tau_days"] is float
 
 
 @pytest.mark.parametrize(
@@ -49,7 +56,7 @@ def test_field_types_cover_every_field():
         ("e9_tie", "1e-1", 0.1),  # PyYAML reads 1e-1 as text
         ("start", "2026-01-12", dt.date(2026, 1, 12)),
         ("start", dt.date(2026, 1, 12), dt.date(2026, 1, 12)),
-        ("effects", "-E2,-E9", frozenset(EFFECTS) - {"E2", "E9"}),
+        ("effects", "-E2,-E9", frozenset(DEFAULT_EFFECTS) - {"E2", "E9"}),
         ("effects", ["e1", "E3"], frozenset({"E1", "E3"})),
         ("effects", [], frozenset()),
     ],
@@ -69,7 +76,7 @@ def test_field_value_casts_to_the_fields_type(name, value, expected):
         ("fanout", "inf", "fanout: expected a number"),
         ("start", "2026-13-01", "start: expected a date YYYY-MM-DD"),
         ("start", dt.datetime(2026, 1, 12, 8), "start: expected a date YYYY-MM-DD"),
-        ("effects", "E1,E10", "unknown effects ['E10']"),
+        ("effects", "E1,E11", "unknown effects ['E11']"),
         ("effects", 3, "effects: expected all, none"),
     ],
 )
@@ -115,3 +122,10 @@ def test_yaml_values():
         yaml_values("seeds: 3\n", "w.yaml")
     with pytest.raises(ConfigError, match="w.yaml: not valid YAML"):
         yaml_values("seed: [3\n", "w.yaml")
+
+
+def test_config_rejects_bad_e10_strengths():
+    with pytest.raises(ValueError, match="e10_repeat"):
+        WorldConfig(e10_repeat=1.5)
+    with pytest.raises(ValueError, match="e10_tau_days"):
+        WorldConfig(e10_tau_days=0.0)
