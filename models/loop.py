@@ -182,7 +182,7 @@ def train_epochs(run: Run, ckpt: dict[str, Any] | None) -> RunState | None:
     """Train from the checkpoint's next epoch (or epoch 0) to the last or an early stop; the
     model ends with the best val epoch's weights. None when stopped by ``stop_after_epoch``."""
     cfg, env, model = run.cfg, run.env, run.model
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(model, cfg)
     state = RunState()
     if ckpt is not None:
         state = resume(ckpt, cfg, model, optimizer, env, run.out)
@@ -205,6 +205,16 @@ def train_epochs(run: Run, ckpt: dict[str, Any] | None) -> RunState | None:
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
     return state
+
+
+def make_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
+    """Adam at ``--lr``; a model with ``param_groups()`` may give a group its own rate as
+    ``lr_scale`` times it (DM-GNN's decay rate)."""
+    groups = model.param_groups() if hasattr(model, "param_groups") else [
+        {"params": list(model.parameters())}]
+    for group in groups:
+        group["lr"] = cfg.lr * group.get("lr_scale", 1.0)
+    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def make_loader(run: Run) -> tuple[DataLoader, DistributedSampler]:
@@ -234,7 +244,7 @@ def run_epoch(
         if cfg.warmup > 0:
             rate = warmup_rate(epoch * steps_per_epoch + i + 1, cfg.warmup)
             for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * rate
+                group["lr"] = cfg.lr * group.get("lr_scale", 1.0) * rate
         batch = to_device(batch, env.device)
         optimizer.zero_grad(set_to_none=True)
         loss = step_module(batch)

@@ -262,6 +262,9 @@ class DMGNN(TwoTaskModel):
         dropout (float): in the FFNs and heads. (default: 0.1)
         decay (bool): the exponential time decay; off is TGAT. (default: True)
         decay_init (float): lambda at the start, per time unit. (default: 0.1)
+        decay_lr_scale (float): Adam's rate for rho, times the trainer's ``--lr``: one scalar
+            whose gradient averages over every attention weight, which at the weights' rate
+            hardly moves in a short run. (default: 1.0)
         lambda_t (float): weight of the tier loss. (default: 1.0)
         node_embedding (bool): a learned embedding per node id in h^(0). (default: True)
         link_product (bool): the link head also reads z_u * z_v, a similarity the plain
@@ -282,6 +285,7 @@ class DMGNN(TwoTaskModel):
         dropout: float = 0.1
         decay: bool = True
         decay_init: float = 0.1
+        decay_lr_scale: float = 1.0
         lambda_t: float = 1.0
         node_embedding: bool = True
         link_product: bool = False
@@ -290,9 +294,9 @@ class DMGNN(TwoTaskModel):
             if self.dim < 1 or self.heads < 1 or self.dim % self.heads:
                 raise OptionError(f"{type(self).__qualname__} dim must be a positive multiple "
                                   f"of heads, got dim={self.dim} heads={self.heads}")
-            if self.decay_init < 0 or self.lambda_t < 0:
+            if self.decay_init < 0 or self.lambda_t < 0 or self.decay_lr_scale <= 0:
                 raise OptionError(f"{type(self).__qualname__} decay_init and lambda_t must be "
-                                  ">= 0")
+                                  ">= 0, decay_lr_scale > 0")
 
     def __init__(self, config: Config, meta: dict[str, Any]):
         super().__init__(config, meta)
@@ -314,6 +318,13 @@ class DMGNN(TwoTaskModel):
 
     def embed(self, batch: dict[str, Any]) -> torch.Tensor:
         return self.encoder(batch)
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The optimizer's groups: rho at ``decay_lr_scale`` times the trainer's rate
+        (``lr_scale``, which ``models.loop`` reads), every other parameter at it."""
+        rho = self.encoder.rho
+        rest = [p for p in self.parameters() if p is not rho]
+        return [{"params": rest}, {"params": [rho], "lr_scale": self.config.decay_lr_scale}]
 
     def decay_rate(self) -> float:
         """The learned lambda, per time unit (0 with decay off)."""

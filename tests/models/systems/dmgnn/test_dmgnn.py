@@ -105,6 +105,23 @@ def test_decay_off_has_no_rate_and_objectives_pick_the_heads(hand):
     assert double.loss(tier_batch).item() == pytest.approx(2 * model.loss(tier_batch).item())
 
 
+def test_the_decay_rate_learns_at_its_own_scale_of_the_trainers_rate(hand):
+    from types import SimpleNamespace
+
+    from models.loop import make_optimizer
+
+    task = DmgnnTask(hand, tier_at="end", num_neighbors=3)
+    model = build(task, decay_lr_scale=50.0)
+    groups = make_optimizer(model, SimpleNamespace(lr=1e-3, weight_decay=0.0)).param_groups
+    assert [g["lr"] for g in groups] == [pytest.approx(1e-3), pytest.approx(5e-2)]
+    assert groups[1]["params"] == [model.encoder.rho]
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    # a model without groups gets one, at the trainer's rate
+    plain = torch.nn.Linear(2, 1)
+    assert [g["lr"] for g in make_optimizer(plain, SimpleNamespace(
+        lr=1e-3, weight_decay=0.0)).param_groups] == [1e-3]
+
+
 def test_link_product_widens_the_head(hand):
     task = DmgnnTask(hand, tier_at="end", num_neighbors=3)
     assert build(task, link_product=True).link_head[0].in_features == 3 * 8
@@ -112,7 +129,7 @@ def test_link_product_widens_the_head(hand):
 
 
 @pytest.mark.parametrize("over", [{"dim": 9, "heads": 2}, {"decay_init": -1.0},
-                                  {"lambda_t": -0.5}, {"layers": 3}])
+                                  {"lambda_t": -0.5}, {"layers": 3}, {"decay_lr_scale": 0}])
 def test_bad_config(over):
     with pytest.raises(OptionError):
         DMGNN.make_config(over)
