@@ -102,17 +102,17 @@ def user_rows(events: pd.DataFrame, *, splits: dict[int, str], origin_ms: int,
     buys = ts_all[browse & (action == "purchase")]
     label_1h, label_1d = labels(buys, cut_ts)
     hist = history({a: ts_all[browse & (action == a)] for a in contract.HISTORY_ACTIONS}, cut_ts)
+    x_all, user = events["x"].to_numpy(), int(events["user_id"].iloc[0])
     per_view = {}
     for v in VIEWS:
         mask = view == v
-        v_ts, v_x = ts_all[mask], events["x"].to_numpy()[mask]
-        per_view[v] = (v_ts, v_x, np.searchsorted(v_ts, cut_ts, side="right"))
+        v_ts = ts_all[mask]
+        per_view[v] = (v_ts, x_all[mask], np.searchsorted(v_ts, cut_ts, side="right"))
     days, first = np.unique(cut_day, return_index=True)
     bounds = [*first[1:], len(cut_day)]
     out = []
     for day, a, b in zip(days, first, bounds, strict=True):
-        row = {"user_id": int(events["user_id"].iloc[0]), "day": int(day),
-               "split": splits[int(day)]}
+        row = {"user_id": user, "day": int(day), "split": splits[int(day)]}
         for v, (v_ts, v_x, end) in per_view.items():
             lo, hi = max(int(end[a]) - max_len, 0), int(end[b - 1])  # ends grow with tau
             row[f"{v}_ts"] = v_ts[lo:hi]
