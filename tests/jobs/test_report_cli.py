@@ -23,6 +23,6 @@ def test_report_cli_on_a_results_only_lake(tmp_path, capsys):
     assert report.main(["--lake", str(lake), "--out", str(tmp_path / "out")]) == 0
     page = (tmp_path / "out" / "index.html").read_text()
     assert capsys.readouterr().out.strip() == str(tmp_path / "out" / "index.html")
-    assert page.count("no data for this figure in the lake") == 11
+    assert page.count("no data for this figure in the lake") == 12  # every statistics figure
     assert "<h3>ndm / irvine</h3>" in page and "src='results_ndm_irvine.png'" in page
     assert "<td>ndm</td><td>3</td><td>2026-01-05 10:00</td><td>0.250</td><td>0.500</td>" in page
