@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from contracts import dipn as contract
+from pipeline.systems.dipn.features import VIEWS
 
-VIEWS = ("swipe", "tap", "browse")
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 #: The output's columns in order (``contracts.dipn.SHARD`` less ``profile``, joined later).

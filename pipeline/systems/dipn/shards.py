@@ -39,7 +39,7 @@ from pipeline.lake import Lake
 from pipeline.schemas import spark_schema
 from pipeline.stats.common import world_origin
 from pipeline.systems import register
-from pipeline.systems.dipn.assemble import COLUMNS, user_rows
+from pipeline.systems.dipn.assemble import COLUMNS, DAY_MS, user_rows
 from pipeline.systems.dipn.features import (
     VIEWS,
     browse_events,
@@ -52,7 +52,6 @@ from pipeline.systems.steps import Steps, commit_shards
 log = logging.getLogger(__name__)
 
 DIPN_SHARD = spark_schema(contract.SHARD)
-DAY_MS = 86_400_000
 #: A row's cuts are numbered in 16 bits where the trainer names its examples.
 MAX_CUTS = 65_535
 
