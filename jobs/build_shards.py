@@ -61,6 +61,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from jobs import run
+    from jobs import run as run_job
 
-    sys.exit(run("build_shards", main))
+    sys.exit(run_job("build_shards", main))

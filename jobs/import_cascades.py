@@ -75,6 +75,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from jobs import run
+    from jobs import run as run_job
 
-    sys.exit(run("import_cascades", main))
+    sys.exit(run_job("import_cascades", main))

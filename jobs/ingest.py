@@ -131,6 +131,6 @@ def _batches(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    from jobs import run
+    from jobs import run as run_job
 
-    sys.exit(run("ingest", main))
+    sys.exit(run_job("ingest", main))

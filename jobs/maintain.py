@@ -147,6 +147,6 @@ def unchanged_since(folder: Path, cutoff: float) -> bool:
 
 
 if __name__ == "__main__":
-    from jobs import run
+    from jobs import run as run_job
 
-    sys.exit(run("maintain", main))
+    sys.exit(run_job("maintain", main))

@@ -18,3 +18,30 @@ def test_concurrent_write_is_one_line_and_exit_2(capsys):
 def test_other_outcomes_pass_through():
     assert run("observe", lambda: 0) == 0
     assert run("observe", lambda: 3) == 3
+
+
+def test_main_blocks_bind_no_name_the_module_defines():
+    """``python -m jobs.X`` runs the module's ``__main__`` block at module scope: a name it
+    imports there (``from jobs import run``) replaces the module's own function of that name
+    for every call made after it, ``main``'s included."""
+    import ast
+    from pathlib import Path
+
+    import jobs
+
+    for path in sorted(Path(jobs.__file__).parent.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+        for node in tree.body:
+            if not (isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)):
+                continue
+            bound = {
+                (alias.asname or alias.name).split(".")[0]
+                for stmt in ast.walk(node) if isinstance(stmt, ast.Import | ast.ImportFrom)
+                for alias in stmt.names
+            } | {
+                target.id
+                for stmt in ast.walk(node) if isinstance(stmt, ast.Assign)
+                for target in stmt.targets if isinstance(target, ast.Name)
+            }
+            assert not bound & defined, f"{path.name}: __main__ rebinds {sorted(bound & defined)}"
