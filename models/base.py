@@ -256,6 +256,10 @@ class Task:
     name: ClassVar[str] = ""
     #: metric used for early stopping and model selection; higher is better
     primary_metric: ClassVar[str] = ""
+    #: the trainer's defaults for this task: ``TrainConfig`` fields (``lr``, ``epochs``,
+    #: ``patience``, ...) that ``models.train`` uses wherever its command line and ``--config``
+    #: file leave them unset
+    recipe: ClassVar[dict[str, Any]] = {}
 
     @dataclasses.dataclass
     class Options:

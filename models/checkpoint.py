@@ -38,6 +38,7 @@ class RunState:
         history: one dict per epoch (train loss, throughput, rate, val metrics).
         best_state: the best epoch's model state (None before the first epoch).
         finished: no epoch is left to train.
+        lr_factor: what the plateaus have multiplied the rate by so far (1 before any).
     """
 
     start_epoch: int = 0
@@ -47,6 +48,7 @@ class RunState:
     history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     best_state: dict[str, torch.Tensor] | None = None
     finished: bool = False
+    lr_factor: float = 1.0
 
     def stop_due(self, cfg: TrainConfig, epoch: int) -> bool:
         """True when nothing is left to train after ``epoch`` (the last or an early stop)."""
@@ -142,6 +144,7 @@ def checkpoint_blob(
         "bad_epochs": state.bad_epochs,
         "history": state.history,
         "finished": state.finished,
+        "lr_factor": state.lr_factor,
     }
 
 
@@ -166,6 +169,7 @@ def resume(
         best_epoch=ckpt["best_epoch"],
         bad_epochs=ckpt["bad_epochs"],
         history=ckpt["history"],
+        lr_factor=ckpt.get("lr_factor", 1.0),
     )
     state.finished = state.start_epoch >= cfg.epochs or state.early_stopped(cfg)
     states = ckpt["rng"]

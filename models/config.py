@@ -21,7 +21,7 @@ _NOT_HASHED = {
     "tensorboard", "label",
 }
 # Fields added after runs were keyed by the hash: hashed only when set away from the default.
-_HASHED_WHEN_SET = {"warmup": 0}
+_HASHED_WHEN_SET = {"warmup": 0, "smoothing": 0.0, "plateau": 0, "plateau_factor": 0.5}
 
 
 @dataclasses.dataclass
@@ -42,6 +42,17 @@ class TrainConfig:
         out: output folder for checkpoints and results.json (default ``runs/<task>-<model>``).
         run_id: results key (default derived from the config hash).
         patience: epochs without val improvement before stopping; 0 disables (default 5).
+        smoothing: 0 (default) selects the best epoch and counts patience on the val primary
+            metric itself. S in (0, 1) uses its exponential moving average instead,
+            m_t = S * m_(t-1) + (1 - S) * v_t from m_0 = v_0 (TensorBoard's smoothing), so that
+            one lucky or unlucky validation (a few dozen val cascades, 100 simulations each)
+            neither stops a run that is still climbing nor picks a noisy peak. Each epoch's
+            history entry records ``val_smoothed``.
+        plateau: 0 (default) keeps the rate. P > 0 multiplies every group's rate by
+            ``plateau_factor`` each time P more epochs pass without improvement (of the score
+            ``smoothing`` says), as torch's ``ReduceLROnPlateau`` does: a run starts at a rate
+            that is quick on small data and ends at one fine enough for large data.
+        plateau_factor: the plateau's multiplier (default 0.5).
         stop_after_epoch: exit after checkpointing this epoch, as if interrupted (tests,
             time-sliced jobs); None trains to the end.
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
@@ -78,6 +89,9 @@ class TrainConfig:
     out: str | None = None
     run_id: str | None = None
     patience: int = 5
+    smoothing: float = 0.0
+    plateau: int = 0
+    plateau_factor: float = 0.5
     stop_after_epoch: int | None = None
     device: str = "auto"
     grad_clip: float | None = None

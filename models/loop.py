@@ -127,6 +127,11 @@ def train(cfg: TrainConfig) -> dict[str, Any] | None:
 def _run(cfg: TrainConfig, env: DistEnv) -> dict[str, Any] | None:
     if cfg.warmup < 0:
         raise ValueError(f"warmup must be >= 0 steps, got {cfg.warmup}")
+    if not 0.0 <= cfg.smoothing < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1), got {cfg.smoothing}")
+    if cfg.plateau < 0 or not 0.0 < cfg.plateau_factor <= 1.0:
+        raise ValueError(f"plateau must be >= 0 epochs and plateau_factor in (0, 1], got "
+                         f"{cfg.plateau} and {cfg.plateau_factor}")
     started = time.time()
     out = Path(cfg.out)
     if env.main:
@@ -196,7 +201,8 @@ def train_epochs(run: Run, ckpt: dict[str, Any] | None) -> RunState | None:
         if state.finished:
             break
         sampler.set_epoch(epoch)
-        train_loss, per_s = run_epoch(run, step_module, optimizer, loader, epoch)
+        train_loss, per_s = run_epoch(run, step_module, optimizer, loader, epoch,
+                                      state.lr_factor)
         end_epoch(run, state, optimizer, epoch, train_loss, per_s)
         if cfg.stop_after_epoch is not None and epoch >= cfg.stop_after_epoch:
             if not state.finished:
@@ -232,7 +238,7 @@ def make_loader(run: Run) -> tuple[DataLoader, DistributedSampler]:
 
 def run_epoch(
     run: Run, step_module: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader,
-    epoch: int,
+    epoch: int, lr_factor: float = 1.0,
 ) -> tuple[float, float]:
     """One pass over the training split: (mean loss over all ranks, examples per second)."""
     cfg, env = run.cfg, run.env
@@ -244,7 +250,7 @@ def run_epoch(
         if cfg.warmup > 0:
             rate = warmup_rate(epoch * steps_per_epoch + i + 1, cfg.warmup)
             for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * group.get("lr_scale", 1.0) * rate
+                group["lr"] = cfg.lr * group.get("lr_scale", 1.0) * rate * lr_factor
         batch = to_device(batch, env.device)
         optimizer.zero_grad(set_to_none=True)
         loss = step_module(batch)
@@ -273,22 +279,32 @@ def end_epoch(
     primary = run.task.primary_metric
     val_metrics = evaluate_split(run.task, model, run.val_set, env)
     value = val_metrics.get(primary, float("nan"))
-    improved = value > state.best_metric or state.best_epoch < 0
+    score = smoothed(state.history, value, cfg.smoothing)
+    improved = score > state.best_metric or state.best_epoch < 0
     if improved:
-        state.best_metric, state.best_epoch, state.bad_epochs = value, epoch, 0
+        state.best_metric, state.best_epoch, state.bad_epochs = score, epoch, 0
         state.best_state = copy.deepcopy(model.state_dict())
     else:
         state.bad_epochs += 1
     entry = {"epoch": epoch, "train_loss": train_loss, "train_examples_per_s": per_s,
              "lr": optimizer.param_groups[0]["lr"], "val": val_metrics}
+    if cfg.plateau and state.bad_epochs and state.bad_epochs % cfg.plateau == 0:
+        state.lr_factor *= cfg.plateau_factor  # the next epoch trains at the lower rate
+        for group in optimizer.param_groups:
+            group["lr"] *= cfg.plateau_factor
+        run.info("plateau: %d epochs without val %s gain; rate x %g", state.bad_epochs,
+                 primary, state.lr_factor)
+    if cfg.smoothing:
+        entry["val_smoothed"] = score
     state.history.append(entry)
     state.finished = state.stop_due(cfg, epoch)
     rng_states = gather_rng(env)
     if not env.main:
         return
     log.info(
-        "epoch %d train_loss %.5f (%.0f examples/s) val %s %.5f%s",
-        epoch, train_loss, per_s, primary, value, " (best)" if improved else "",
+        "epoch %d train_loss %.5f (%.0f examples/s) val %s %.5f%s%s",
+        epoch, train_loss, per_s, primary, value,
+        f" smoothed {score:.5f}" if cfg.smoothing else "", " (best)" if improved else "",
     )
     if run.board is not None:  # before the checkpoint: a resumed run purges this epoch's points
         run.board.epoch(entry)
@@ -298,6 +314,16 @@ def end_epoch(
     save_atomic(blob, run.out / CHECKPOINT)
     if state.finished and state.early_stopped(cfg):
         log.info("early stop: no val %s gain for %d epochs", primary, state.bad_epochs)
+
+
+def smoothed(history: list[dict[str, Any]], value: float, smoothing: float) -> float:
+    """The score an epoch is selected and stopped on: ``value`` itself when ``smoothing`` is 0,
+    else its exponential moving average over the epochs before (``val_smoothed`` of the last
+    history entry; the first epoch, or one after a NaN, starts it at ``value``)."""
+    last = history[-1].get("val_smoothed") if history and smoothing else None
+    if last is None or math.isnan(last):
+        return value
+    return smoothing * last + (1.0 - smoothing) * value
 
 
 def finish(run: Run, state: RunState, started: float) -> dict[str, Any] | None:

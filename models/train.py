@@ -38,6 +38,10 @@ of it goes to ``OUT/results.json``. ``--tensorboard DIR`` also writes the train 
 rate and throughput, every val metric per epoch and the test metrics at the end as TensorBoard
 event files (``tensorboard --logdir DIR``).
 
+Defaults: a task may carry a recipe (``Task.recipe``) that replaces the trainer's defaults
+for the fields a run leaves unset; NDM's is one schedule for any cascade data (see
+``models.systems.ndm.task``). What a run used is in its ``results.json`` config.
+
 Options: ``--opt key=value`` sets a field of the model's Config when the model has that field,
 otherwise a task option; ``--opt task.key=value`` / ``--opt model.key=value`` say which
 explicitly. ``--config file.yaml`` holds any of the long options (``opt`` as a mapping); the
@@ -55,6 +59,7 @@ from typing import Any
 
 from torch.distributed.elastic.multiprocessing.errors import record
 
+from models.base import get_task
 from models.checkpoint import load_checkpoint
 from models.config import TrainConfig, parse_opts, split_opts
 from models.ddp import DistEnv, LengthBucketSampler, env_rank, setup_distributed, wrap
@@ -90,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--bucket", type=int, help="length-bucketing run, in batches (0: off)")
     parser.add_argument("--warmup", type=int,
                         help="inverse-square-root schedule peaking at --lr after N steps (0: off)")
+    parser.add_argument("--smoothing", type=float,
+                        help="select the best epoch and count --patience on an exponential "
+                        "moving average of the val metric with this weight (0: the metric itself)")
+    parser.add_argument("--plateau", type=int, help="multiply the rate by --plateau-factor "
+                        "after each N epochs without val gain (0: off)")
+    parser.add_argument("--plateau-factor", type=float)
     parser.add_argument("--tensorboard", metavar="DIR",
                         help="write TensorBoard event files of the run's metrics into DIR")
     parser.add_argument("--label", help="the name the run's results go under (default: the "
@@ -135,6 +146,12 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     for required in ("lake", "task", "model"):
         if not values.get(required):
             parser.error(f"--{required} is required (on the command line or in --config)")
+    try:
+        recipe = get_task(values["task"]).recipe
+    except KeyError as err:
+        parser.error(str(err.args[0]))
+    for key, value in recipe.items():
+        values.setdefault(key, value)
     return TrainConfig(**values)
 
 

@@ -138,6 +138,50 @@ def test_early_stopping(tmp_path):
     assert load_checkpoint(tmp_path / "es" / "checkpoint.pt")["finished"]
 
 
+def test_smoothed_score_is_the_moving_average_of_val():
+    from models.loop import smoothed
+
+    assert smoothed([], 0.20, 0.6) == 0.20  # the first epoch starts the average
+    # 0.6 * 0.10 + 0.4 * 0.20 = 0.14
+    assert smoothed([{"val_smoothed": 0.10}], 0.20, 0.6) == pytest.approx(0.14)
+    assert smoothed([{"val_smoothed": 0.10}], 0.20, 0.0) == 0.20  # off: the value itself
+    assert smoothed([{"val_smoothed": float("nan")}], 0.20, 0.6) == 0.20  # NaN restarts it
+
+
+def test_smoothing_selects_and_stops_on_the_moving_average(tmp_path):
+    res = train(_config(tmp_path, "sm", epochs=6, smoothing=0.5))
+    values = [h["val"]["neg_logloss"] for h in res["history"]]
+    expect = [values[0]]
+    for v in values[1:]:
+        expect.append(0.5 * expect[-1] + 0.5 * v)
+    assert [h["val_smoothed"] for h in res["history"]] == pytest.approx(expect)
+    assert res["best_epoch"] == max(range(6), key=expect.__getitem__)
+    assert res["best_val_neg_logloss"] == pytest.approx(max(expect))
+    # lr = 0: the average never rises after epoch 0, so patience 2 stops after epoch 2.
+    flat = train(_config(tmp_path, "sm0", lr=0.0, epochs=10, patience=2, smoothing=0.5))
+    assert [h["epoch"] for h in flat["history"]] == [0, 1, 2]
+    with pytest.raises(ValueError, match="smoothing"):
+        train(_config(tmp_path, "bad", smoothing=1.0))
+
+
+def test_plateau_lowers_the_rate_after_epochs_without_gain(tmp_path, monkeypatch):
+    import itertools
+
+    import models.loop
+
+    # Scripted val scores: best at epoch 0, four flat epochs, a new best at epoch 5.
+    scores = itertools.chain([-0.5, -0.6, -0.6, -0.6, -0.6, -0.4, -0.45], itertools.repeat(-0.5))
+    monkeypatch.setattr(models.loop, "evaluate_split",
+                        lambda *a, **k: {"neg_logloss": next(scores), "accuracy": 0.5})
+    res = train(_config(tmp_path, "pl", epochs=7, plateau=2, plateau_factor=0.5))
+    # Rates of each epoch's steps: 2 bad epochs (1, 2) halve it for epoch 3, 2 more (3, 4)
+    # halve it again for epoch 5; epoch 5 improves, epoch 6 is one bad epoch: no change.
+    assert [h["lr"] for h in res["history"]] == pytest.approx(
+        [0.05, 0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125])
+    with pytest.raises(ValueError, match="plateau"):
+        train(_config(tmp_path, "bad", plateau=-1))
+
+
 def test_results_rows_and_rerun_adds_nothing(tmp_path):
     cfg = _config(tmp_path, "rows", epochs=1)
     res = train(cfg)
@@ -235,6 +279,22 @@ def test_restart_options_are_torchruns_not_the_trainers(tmp_path, capsys):
         parse_args([*base, "--max-restarts", "3"])
     assert "unrecognized arguments: --max-restarts 3" in capsys.readouterr().err
     assert "max_restarts" not in {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def test_a_tasks_recipe_fills_what_the_run_leaves_unset(tmp_path, monkeypatch, capsys):
+    from models.train import parse_args
+
+    monkeypatch.setattr(toy.ToyTask, "recipe", {"lr": 0.5, "epochs": 40, "smoothing": 0.6})
+    base = ["--lake", str(tmp_path / "lake"), "--task", "toy", "--model", "logreg"]
+    cfg = parse_args(base)
+    assert (cfg.lr, cfg.epochs, cfg.smoothing, cfg.patience) == (0.5, 40, 0.6, 5)
+    from_file = tmp_path / "run.yaml"
+    from_file.write_text("epochs: 3\n")
+    cfg = parse_args([*base, "--config", str(from_file), "--lr", "0.01"])
+    assert (cfg.lr, cfg.epochs, cfg.smoothing) == (0.01, 3, 0.6)  # what the run sets wins
+    with pytest.raises(SystemExit):
+        parse_args(["--lake", "l", "--task", "nosuch", "--model", "m"])
+    assert "unknown task 'nosuch'" in capsys.readouterr().err
 
 
 def test_epochs_are_logged_by_logging_and_nothing_is_printed(tmp_path, caplog, capsys,
