@@ -5,8 +5,8 @@
 Each argument is a run folder written by ``models.train`` (its ``results.json``) or a JSON file
 printed by ``models.evaluate`` (for instance the same checkpoint scored with
 ``--opt temperature=0.5`` or ``--opt terminate_bias=-20``). Rows are grouped by (dataset, model,
-evaluation options, and the training recipe: ``terminate_target``, ``--lr``, ``--epochs``,
-``--warmup``); a script that prints figures, not a test.
+evaluation options, and the training recipe: ``terminate_target``, ``--lr``, ``--epochs``, and
+``--warmup``, ``--smoothing``, ``--plateau`` where set); a script that prints figures, not a test.
 """
 
 from __future__ import annotations
@@ -33,13 +33,14 @@ PAPER = {
 
 def _training(cfg: dict, trained: bool = True) -> dict:
     """The training recipe a row stands for: ``terminate_target``, the learning rate, the
-    epoch budget and a warmup schedule when there is one (no rate or epochs for a model that
-    was fitted once, ``trained`` False)."""
+    epoch budget and the schedule's settings where a run has them (warmup, smoothing,
+    plateau; no rate or epochs for a model that was fitted once, ``trained`` False)."""
     out = {k: v for k, v in (cfg.get("opts") or {}).items() if k in TRAINING}
     if trained:
         out.update({k: cfg[k] for k in ("lr", "epochs") if cfg.get(k) is not None})
-    if cfg.get("warmup"):
-        out["warmup"] = cfg["warmup"]
+    for key in ("warmup", "smoothing", "plateau"):  # schedules, when a run had one
+        if cfg.get(key):
+            out[key] = cfg[key]
     return out
 
 

@@ -58,5 +58,5 @@ def test_history_kind_codes_follow_their_names():
 
 def test_ndm_table_names():
     assert (ndm_contract.cascades_table("irvine"), ndm_contract.users_table("irvine"),
-            ndm_contract.manifest_table("irvine")) == (
-        "ndm/irvine", "ndm/irvine_users", "ndm/irvine_manifest")
+            ndm_contract.manifest_table("irvine"), ndm_contract.social_table("irvine")) == (
+        "ndm/irvine", "ndm/irvine_users", "ndm/irvine_manifest", "ndm/irvine_social")

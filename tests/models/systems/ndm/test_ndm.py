@@ -201,20 +201,23 @@ def _tiny_lake(tmp_path):
 
 def test_task_batches_and_cooccurrence_scores_tiny_lake(tmp_path):
     lake = _tiny_lake(tmp_path)
-    task = NdmTask(lake, "tiny", sims=200, size_sims=50)
+    # The paper's text: Terminate is the target after each cascade's last user.
+    task = NdmTask(lake, "tiny", sims=200, size_sims=50, terminate_target=True)
     assert task.meta()["n_users"] == 6 and task.meta()["max_len"] == 3
     test = task.load_split("test")
     assert [e["cascade_id"] for e in test] == [200, 201, 202] and test.split == "test"
     batch = task.collate(list(test))
     assert batch["users"].tolist() == [[0, 1, 2], [3, 4, 7], [5, 7, 7]]
     assert batch["targets"].tolist() == [[1, 2, 6], [4, 6, -100], [6, -100, -100]]
-    cut = NdmTask(lake, "tiny", max_len=2).collate(list(test))
+    cut = NdmTask(lake, "tiny", max_len=2, terminate_target=True).collate(list(test))
     assert cut["users"].tolist() == [[0, 1], [3, 4], [5, 7]]
     assert cut["targets"].tolist() == [[1, 2], [4, 6], [6, -100]]
-    # The released code's training: Terminate is never a target, so only the last position
-    # of each full cascade changes; cut cascades (max_len) had no Terminate target anyway.
-    code = NdmTask(lake, "tiny", terminate_target="0").collate(list(test))
+    # The released code's training (the default): Terminate is never a target, so only the
+    # last position of each full cascade changes; cut cascades (max_len) had none anyway.
+    code = NdmTask(lake, "tiny").collate(list(test))
     assert code["targets"].tolist() == [[1, 2, -100], [4, -100, -100], [-100, -100, -100]]
+    assert NdmTask(lake, "tiny").options.size_sims == 0  # no sizes from a model that never stops
+    assert NdmTask(lake, "tiny", terminate_target="1").options.size_sims == 100
     with pytest.raises(ValueError, match="terminate_target"):
         NdmTask(lake, "tiny", terminate_target="2")
     cooc = get_model("ndm", "cooccurrence")
@@ -240,7 +243,7 @@ def test_train_ndm_end_to_end_tiny_lake(tmp_path):
     cfg = TrainConfig(lake=lake, task="ndm", dataset="tiny", model="ndm", epochs=15,
                       batch_size=8, lr=0.01, seed=0, out=str(tmp_path / "run"), patience=0,
                       opts={"sims": "100", "val_sims": "50", "size_sims": "20", "dim": "16",
-                            "heads": "2"})
+                            "heads": "2", "terminate_target": "1"})
     res = train(cfg)
     assert res["history"][-1]["train_loss"] < res["history"][0]["train_loss"]
     assert res["metrics"]["test"]["macro_f1"] > 0.5
@@ -275,8 +278,8 @@ def _trained(run: Path, lake: str) -> tuple[NdmTask, NDM]:
 
 def test_without_terminate_target_simulations_run_to_the_truth_size(tmp_path):
     # terminate_target=0 (the authors' released code): Terminate stays in the softmax but is
-    # never a target, so training pushes it down and simulations run to |G^c|. With the default
-    # the tiny lake's cascades (2-3 users) teach Terminate after the last user.
+    # never a target, so training pushes it down and simulations run to |G^c|. With the target
+    # (the paper's text) the tiny lake's cascades (2-3 users) teach Terminate after the last.
     from models.train import TrainConfig, train
 
     lake = _tiny_lake(tmp_path)
@@ -294,7 +297,7 @@ def test_without_terminate_target_simulations_run_to_the_truth_size(tmp_path):
         sizes[target] = out["sizes"].double().mean().item()
         logp = model.log_probs(torch.tensor([[0, 1, 2]]))
         stop[target] = logp[0, :, task.n_users].exp().tolist()
-    # Cascade 0 -> 1 -> 2, then Terminate: the default learns to stop after user 2 (P > 0.9).
+    # Cascade 0 -> 1 -> 2, then Terminate: the target teaches a stop after user 2 (P > 0.9).
     # Without the target, no position ever asks for Terminate, so after user 2 (a position
     # with nothing to predict) it is one of four untrained options, and the simulations go on.
     assert stop["1"][2] > 0.9 and stop["0"][2] < 0.5

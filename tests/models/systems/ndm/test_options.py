@@ -70,17 +70,18 @@ def test_out_of_range_value_is_refused(pair, message):
 
 def test_good_values_reach_the_task_with_their_types():
     task = _task_from_command_line(
-        "ks=10,50", "temperature=0.5", "terminate_bias=-20", "terminate_target=0", "sims=200",
+        "ks=10,50", "temperature=0.5", "terminate_bias=-20", "terminate_target=1", "sims=200",
         "size_cap=30", "heads=2",
     )
     o = task.options
     assert o.ks == [10, 50]
     assert o.temperature == 0.5 and isinstance(o.temperature, float)
     assert o.terminate_bias == -20.0 and isinstance(o.terminate_bias, float)
-    assert o.terminate_target is False
+    assert o.terminate_target is True
     assert o.sims == 200 and isinstance(o.sims, int)
     assert o.size_cap == 30
-    # Untouched options keep their defaults: the paper's protocol.
+    # Untouched options keep their defaults: the paper's protocol (size simulations with the
+    # Terminate target).
     assert (o.val_sims, o.size_sims, o.given, o.early, o.eval_batch_size) == (100, 100, 5, 5, 64)
     assert _task_from_command_line("size_cap=none").options.size_cap is None
     assert _task_from_command_line("ks=[10, 50]").options.ks == [10, 50]  # from a YAML list

@@ -1,4 +1,5 @@
-"""NDM shards from hand-made share records: infection order, dedup, time split, dense ids."""
+"""NDM shards from hand-made share records: infection order, dedup, time split, dense ids, and
+the training-period share graph of NDM+SN."""
 
 from __future__ import annotations
 
@@ -64,3 +65,48 @@ def test_world_cascades(spark, lake):
     assert splits == sorted(splits) and set(splits) == {0, 1, 2}
     assert info["n_users"] == 8
     assert sum(s["cascades"] for s in info["splits"].values()) == 4
+    # The social graph: the records before the first non-train cascade starts, in dense ids.
+    cutoff = min(got[k]["times"][0] for k in got if got[k]["split"] != "train")
+    expected = {}
+    for sender, receiver, _, when in SHARES:
+        if when.timestamp() < cutoff:
+            key = (users[sender], users[receiver])
+            expected[key] = expected.get(key, 0) + 1
+    social = {(r["src"], r["dst"]): r["weight"]
+              for r in lake.read(spark, "shards", "ndm/world_social").collect()}
+    assert social == expected and social  # at least 1 -> 2 on day 4 is before any val cascade
+    assert info["social"]["cutoff"] == cutoff and info["social"]["edges"] == len(expected)
+
+
+def test_training_share_graph_keeps_the_training_period_in_dense_ids(spark):
+    from pipeline.systems.ndm.shards import training_cutoff, training_share_graph
+
+    # Dense ids of users "1".."4"; user 9 is in no cascade (no dense id).
+    user_map = spark.createDataFrame([("1", 0), ("2", 1), ("3", 2), ("4", 3)],
+                                     "user_name string, user_id long")
+    # The first cascade that is not train starts at t = 500: the cutoff.
+    cascades = spark.createDataFrame(
+        [("train", [100.0, 140.0]), ("val", [500.0]), ("train", [300.0]), ("test", [800.0])],
+        "split string, times array<double>",
+    )
+    cutoff = training_cutoff(cascades)
+    assert cutoff == 500.0
+    assert training_cutoff(cascades.where("split = 'train'")) is None
+    at = dt.datetime.fromtimestamp
+    shares = spark.createDataFrame(
+        [
+            (1, 2, 10, at(100, dt.UTC)),  # 1 -> 2 twice: weight 2
+            (1, 2, 11, at(200, dt.UTC)),
+            (2, 3, 10, at(300, dt.UTC)),
+            (3, 1, 12, at(499, dt.UTC)),  # the last second of the training period
+            (9, 1, 10, at(150, dt.UTC)),  # 9 has no dense id: out
+            (1, 4, 13, at(500, dt.UTC)),  # the val period starts at 500: out
+            (4, 3, 14, at(900, dt.UTC)),  # test period: out
+        ],
+        schemas.SHARES,
+    )
+    got = {(r["src"], r["dst"]): r["weight"]
+           for r in training_share_graph(shares, user_map, cutoff).collect()}
+    assert got == {(0, 1): 2, (1, 2): 1, (2, 0): 1}
+    every = {(r["src"], r["dst"]) for r in training_share_graph(shares, user_map, None).collect()}
+    assert every == {(0, 1), (1, 2), (2, 0), (0, 3), (3, 2)}
