@@ -158,11 +158,9 @@ def test_simulation_terminate_bias_lengthens():
         assert out["sizes"].max().item() == 1
 
 
-@pytest.mark.parametrize("dense_limit", [4096, 0])
-def test_ndm_incremental_matches_full_forward(dense_limit):
-    torch.manual_seed(0)
-    model = NDM(NDM.Config(dim=8, heads=2, f_init=1), META).eval()
-    model.dense_limit = dense_limit
+def check_incremental_matches_full_forward(model):
+    """Step-by-step scores (``begin`` / ``extend``) equal the full forward's on two sequences
+    over users 0..5; returns the last state."""
     seq = torch.tensor([[3, 0, 5, 1, 2], [4, 2, 1, 0, 5]])
     full = model.logits(seq)  # (2, 5, 7)
     state, scores = model.begin(seq[:, :2], max_new=1)
@@ -170,6 +168,15 @@ def test_ndm_incremental_matches_full_forward(dense_limit):
     for j in range(2, 5):
         state, scores = model.extend(state, seq[:, j])
         torch.testing.assert_close(scores, full[:, j], rtol=1e-4, atol=1e-5)
+    return state
+
+
+@pytest.mark.parametrize("dense_limit", [4096, 0])
+def test_ndm_incremental_matches_full_forward(dense_limit):
+    torch.manual_seed(0)
+    model = NDM(NDM.Config(dim=8, heads=2, f_init=1), META).eval()
+    model.dense_limit = dense_limit
+    state = check_incremental_matches_full_forward(model)
     state = model.reorder(state, torch.tensor([1]))
     assert state["acts"].shape[0] == 1
 

@@ -9,7 +9,7 @@ import torch
 from models.base import get_model
 from models.systems.ndm.ndm_sn import NDMSN
 from models.systems.ndm.task import NdmTask
-from tests.models.systems.ndm.test_ndm import _tiny_lake
+from tests.models.systems.ndm.test_ndm import _tiny_lake, check_incremental_matches_full_forward
 
 # Users 0 - 1 - 2 and 3 - 4 share in the training period; user 5 has no edge.
 EDGES = [(1, 2, 1), (0, 1, 3), (4, 3, 2)]
@@ -86,13 +86,7 @@ def test_optimizer_step_moves_only_the_learned_half(tmp_path):
 def test_incremental_simulation_matches_full_forward(tmp_path, dense_limit):
     model = _model(NdmTask(_social_lake(tmp_path), "tiny")).eval()
     model.dense_limit = dense_limit
-    seq = torch.tensor([[3, 0, 5, 1, 2], [4, 2, 1, 0, 5]])
-    full = model.logits(seq)  # (2, 5, 7)
-    state, scores = model.begin(seq[:, :2], max_new=1)
-    torch.testing.assert_close(scores, full[:, 1], rtol=1e-4, atol=1e-5)
-    for j in range(2, 5):
-        state, scores = model.extend(state, seq[:, j])
-        torch.testing.assert_close(scores, full[:, j], rtol=1e-4, atol=1e-5)
+    check_incremental_matches_full_forward(model)
 
 
 def test_train_ndm_sn_end_to_end_tiny_lake(tmp_path):
