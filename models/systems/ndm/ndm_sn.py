@@ -23,7 +23,8 @@ happens once per constructed model (also when a checkpoint is loaded, before its
 replaces the result).
 
 Args (``NDMSN.Config``): NDM's (``dim`` must be even) and
-    social_std: RMS of the fixed half over users in the graph (default 0.1).
+    social_std: RMS of the fixed half over users in the graph (default 0.1); 0 keeps the raw
+        DeepWalk values, as the paper does.
     walk_length, walks_per_node, window, negatives, walk_epochs, walk_batch_size, walk_lr,
     walk_seed: ``deepwalk.WalkConfig``'s ``walk_length`` (40), ``walks_per_node`` (10),
         ``window`` (5), ``negatives`` (5), ``epochs`` (1), ``batch_size`` (8192), ``lr``
@@ -134,7 +135,7 @@ class NDMSN(NDM):
         started = time.time()
         dw = deepwalk(src, dst, self.n_users, walk)  # (|U|, d/2), zero rows off the graph
         in_graph = dw.abs().sum(-1) > 0
-        if in_graph.any():
+        if in_graph.any() and c.social_std > 0:
             rms = dw[in_graph].pow(2).mean().sqrt()
             dw = dw * (c.social_std / rms)
         log.info("ndm_sn: DeepWalk of %d edges, %d of %d users in the graph, %.1f s",

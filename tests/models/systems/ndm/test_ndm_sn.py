@@ -66,6 +66,8 @@ def test_fixed_half_is_deepwalk_rescaled_and_zero_off_the_graph(tmp_path):
     assert "emb.learned" in names and not any("fixed" in n for n in names)
     assert "emb.fixed" in model.state_dict()  # travels in the checkpoint
     assert get_model("ndm", "ndm_sn") is NDMSN
+    raw = _model(task, social_std=0).emb.fixed  # the paper's raw DeepWalk values
+    assert torch.allclose(raw[:5] * (0.2 / raw[:5].pow(2).mean().sqrt()), fixed[:5])
 
 
 def test_optimizer_step_moves_only_the_learned_half(tmp_path):
