@@ -34,6 +34,11 @@ def _open(table: str | os.PathLike, version: int | None = None) -> DeltaTable:
         raise FileNotFoundError(f"no Delta table at {table}") from error
 
 
+def exists(table: str | os.PathLike) -> bool:
+    """Whether a Delta table is at ``table``."""
+    return DeltaTable.is_deltatable(str(table))
+
+
 def dataset(table: str | os.PathLike, version: int | None = None) -> ds.Dataset:
     """The snapshot as a pyarrow dataset (lazy: scan with columns and filters)."""
     return _open(table, version).to_pyarrow_dataset()
@@ -49,7 +54,7 @@ def snapshot_files(table: str | os.PathLike, version: int | None = None) -> list
 
 def transaction_version(table: str | os.PathLike, app_id: str) -> int | None:
     """The version the application transaction ``app_id`` recorded, or None."""
-    if not DeltaTable.is_deltatable(str(table)):
+    if not exists(table):
         return None
     return _open(table).transaction_version(app_id)
 
@@ -107,7 +112,7 @@ def append_rows(table: str | os.PathLike, data: pa.Table, app_id: str) -> int | 
 def _append_rows(table: str | os.PathLike, data: pa.Table, app_id: str) -> int | None:
     if transaction_version(table, app_id) is not None:
         return None
-    if DeltaTable.is_deltatable(str(table)):
+    if exists(table):
         # the schema alone: no data file is read
         have = {f.name: _plain(f).type for f in dataset(table).schema}
         new = {f.name: f.type for f in data.schema}

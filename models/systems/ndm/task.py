@@ -392,9 +392,7 @@ class NdmTask(Task):
     def _has_social(self) -> bool:
         """Whether ``shards/ndm/<dataset>_social`` exists (checked once)."""
         if not hasattr(self, "_social_exists"):
-            from deltalake import DeltaTable
-
-            self._social_exists = DeltaTable.is_deltatable(self._table(contract.social_table))
+            self._social_exists = lakeio.exists(self._table(contract.social_table))
         return self._social_exists
 
     def social_edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
