@@ -12,8 +12,11 @@ import sys
 from pathlib import Path
 
 if not __package__:
-    # Run as a file (spark-submit jobs/build_shards.py): make the repository's packages importable.
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    # Run as a file (spark-submit jobs/build_shards.py): the repository root takes this folder's place
+    # on the path, so that its packages import and jobs/pipeline.py cannot hide `pipeline`.
+    _here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if not p or Path(p).resolve() != _here]
+    sys.path.insert(0, str(_here.parent))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -31,6 +31,13 @@ import sys
 import time
 from pathlib import Path
 
+if not __package__:
+    # Run as a file (spark-submit jobs/generate_world.py): the repository root takes this folder's place
+    # on the path, so that its packages import and jobs/pipeline.py cannot hide `pipeline`.
+    _here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if not p or Path(p).resolve() != _here]
+    sys.path.insert(0, str(_here.parent))
+
 #: The flags that set the WorldConfig field of the same name.
 FIELD_FLAGS = ("share_records", "seed", "weeks", "start", "effects")
 

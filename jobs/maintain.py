@@ -27,8 +27,11 @@ import time
 from pathlib import Path
 
 if not __package__:
-    # Run as a file (spark-submit jobs/maintain.py): make the repository's packages importable.
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    # Run as a file (spark-submit jobs/maintain.py): the repository root takes this folder's place
+    # on the path, so that its packages import and jobs/pipeline.py cannot hide `pipeline`.
+    _here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if not p or Path(p).resolve() != _here]
+    sys.path.insert(0, str(_here.parent))
 
 log = logging.getLogger(__name__)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from jobs import run
 from pipeline.lake import ConcurrentWriteError
 
@@ -45,3 +47,28 @@ def test_main_blocks_bind_no_name_the_module_defines():
                 for target in stmt.targets if isinstance(target, ast.Name)
             }
             assert not bound & defined, f"{path.name}: __main__ rebinds {sorted(bound & defined)}"
+
+
+def _job_files():
+    from pathlib import Path
+
+    import jobs
+
+    return sorted(p for p in Path(jobs.__file__).parent.glob("*.py") if p.name != "__init__.py")
+
+
+@pytest.mark.parametrize("path", _job_files(), ids=lambda p: p.name)
+def test_every_job_runs_as_a_file(path, tmp_path):
+    """``spark-submit jobs/X.py`` runs the file with ``jobs/`` first on the path (and the
+    repository too, when installed or on ``PYTHONPATH``): ``jobs/pipeline.py`` must not hide
+    the ``pipeline`` package from any job."""
+    import os
+    import subprocess
+    import sys
+
+    root = path.parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.run([sys.executable, str(path), "--help"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "usage:" in proc.stdout
