@@ -191,7 +191,7 @@ def histogram_tests(hist: list[dict]) -> list[sig.TestResult]:
             out.append(sig.TestResult(
                 f"{view}_intent", "E8", text, auc(rows), "AUC", r["z"], r["p"], r["n"],
                 f"{r['n_true']} converting, {r['n_false']} not; mean {column} difference "
-                f"{r['mean_diff']}",
+                f"{sig.number(r['mean_diff'])}",
             ))
     return out
 

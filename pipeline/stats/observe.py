@@ -378,7 +378,7 @@ def run_tests(
     out.append(sig.TestResult(
         "conversion_index", "E1", "paired t over items (CI_taocode - CI_browse)",
         t["rel_diff"], "relative difference of mean CIs", t["t"], t["p"], t["n"],
-        f"mean CI taocode {t['mean_a']}, mean CI browse {t['mean_b']}",
+        f"mean CI taocode {sig.number(t['mean_a'])}, mean CI browse {sig.number(t['mean_b'])}",
     ))
     leaves = lift.select("mean_price_index", "ci_lift").toPandas()
     fit = sig.ols_and_spearman(leaves["mean_price_index"], leaves["ci_lift"])
@@ -427,7 +427,7 @@ def run_tests(
         "Spearman of item log(CI_taocode / CI_browse) and PI over items (primary PI test; "
         "share records without tie price history)",
         fit["rho"], "rho", fit["rho"], fit["rho_p"], fit["n"],
-        f"OLS slope {fit['slope']}, p {fit['slope_p']}",
+        f"OLS slope {sig.number(fit['slope'])}, p {sig.number(fit['slope_p'], 3)}",
     ))
     in_range = features.where(
         F.col("sender_degree").between(1, cfg.max_degree)

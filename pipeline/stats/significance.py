@@ -53,6 +53,12 @@ class TestResult:
     detail: str = ""
 
 
+def number(value: float | None, digits: int = 6) -> str:
+    """A figure for a test's detail text: ``digits`` significant digits (so that last-bit
+    differences between two runs over other partitions do not show), "n/a" for None."""
+    return "n/a" if value is None else f"{value:.{digits}g}"
+
+
 def results_table(results: list[TestResult]) -> pa.Table:
     rows = [asdict(r) for r in results]
     for row in rows:

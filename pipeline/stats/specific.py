@@ -225,5 +225,6 @@ def _plain_share_vs_browse(
         "other mechanism's covariate - CI_browse): sender never received it, no close "
         "neighbour, sender not hub-like, |log1p prior-degree gap| < 0.5, tie score 0",
         t["rel_diff"], "relative difference of mean CIs", t["t"], t["p"], t["n"],
-        f"mean CI plain taocode {t['mean_a']}, mean CI browse {t['mean_b']}",
+        f"mean CI plain taocode {sig.number(t['mean_a'])}, "
+        f"mean CI browse {sig.number(t['mean_b'])}",
     )
