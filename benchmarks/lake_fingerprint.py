@@ -1,51 +1,38 @@
-"""Print a content hash of every Delta table of a lake, to check that two builds agree.
+"""Print a content hash of every Delta table of a lake, or what differs from a second lake.
 
-    python benchmarks/lake_fingerprint.py LAKE [--drop run_id,created_at]
+    python benchmarks/lake_fingerprint.py LAKE [--drop run_id,created_at] [--against LAKE2]
 
-Rows are read with ``deltalake`` (no JVM), the named run-dependent columns dropped, every value
-turned into text and the rows sorted, so the hash depends on the table's content only, not on
-file layout, partitioning or commit history. Two lakes built from the same seed by two versions
-of the code should print the same lines, but for tables that record timings or run ids.
+Rows are read with ``deltalake`` (no JVM); the run-dependent columns (``--drop``, and the same
+keys and every ``*seconds`` key inside a manifest's JSON) are left out, floats are taken to 9
+significant digits and the rows sorted, so the hash depends on the table's content only, not on
+file layout, partitioning or commit history (``pipeline/fingerprint.py``). With ``--against``
+it prints, per table that differs, the first difference, comparing floats to 1e-9 relative.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
+import sys
+from pathlib import Path
 
-from deltalake import DeltaTable
-
-DEFAULT_DROP = "run_id,created_at"
-
-
-def fingerprint(root: str, drop: set[str]) -> dict[str, str]:
-    out = {}
-    for layer in sorted(os.listdir(root)):
-        layer_path = os.path.join(root, layer)
-        if not os.path.isdir(layer_path) or layer.startswith("_"):
-            continue
-        for path, dirs, _ in sorted(os.walk(layer_path)):
-            if "_delta_log" not in dirs:
-                continue
-            dirs[:] = []
-            table = DeltaTable(path).to_pyarrow_table()
-            columns = [c for c in table.column_names if c not in drop]
-            frame = table.select(columns).to_pandas().astype(str)
-            if len(frame):
-                frame = frame.sort_values(columns).reset_index(drop=True)
-            digest = hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()[:16]
-            out[os.path.relpath(path, root)] = f"{len(frame)} rows {digest}"
-    return out
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from pipeline.fingerprint import RUN_COLUMNS, fingerprint, lake_differences  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("lake")
-    parser.add_argument("--drop", default=DEFAULT_DROP, help="columns left out of the hash")
+    parser.add_argument("--drop", default=",".join(sorted(RUN_COLUMNS)),
+                        help="columns left out (default: the run's ids, clocks and timings)")
+    parser.add_argument("--against", default=None, help="a second lake to compare with")
     args = parser.parse_args()
-    print(json.dumps(fingerprint(args.lake, set(args.drop.split(","))), indent=1, sort_keys=True))
+    drop = frozenset(c for c in args.drop.split(",") if c)
+    if args.against:
+        found = lake_differences(args.lake, args.against, drop)
+        print(json.dumps(found, indent=1, sort_keys=True))
+        sys.exit(1 if found else 0)
+    print(json.dumps(fingerprint(args.lake, drop), indent=1, sort_keys=True))
 
 
 if __name__ == "__main__":

@@ -13,10 +13,11 @@ import sys
 from pathlib import Path
 
 if not __package__:
-    # Run as a file (spark-submit jobs/observe.py): make the repository's packages importable.
-    # Only the driver imports them: the statistics run no Python code on the executors (the
-    # array lambdas are Spark SQL higher-order functions, not Python UDFs).
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    # Run as a file (spark-submit jobs/observe.py): the repository root takes this folder's place
+    # on the path, so that its packages import and jobs/pipeline.py cannot hide `pipeline`.
+    _here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if not p or Path(p).resolve() != _here]
+    sys.path.insert(0, str(_here.parent))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline import logs
     from pipeline.lake import Lake
     from pipeline.session import get_spark
-    from pipeline.stats.observe import ObserveConfig, Observer, default_run_id
+    from pipeline.stats.observe import RAW_TABLES, ObserveConfig, Observer, default_run_id
 
     logs.configure(args.log_level)
     config = ObserveConfig(
@@ -50,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     lake = Lake(args.lake)
     spark = get_spark("sharecast-observe", master=args.master)
+    missing = [f"raw/{t}" for t in RAW_TABLES if not lake.exists("raw", t)]
+    if missing:
+        print(f"observe: error: {lake.root} has no {', '.join(missing)}: generate a world "
+              "(jobs.generate_world) or ingest records (jobs.ingest) first", file=sys.stderr)
+        return 2
     run_id = args.run_id or default_run_id(lake, config)
     summary = Observer(spark, lake, config, run_id).run()
     text = json.dumps(summary, indent=2, default=str)
