@@ -11,8 +11,9 @@ and ``jobs.build_shards --task T`` for each system. ``--steps`` picks and orders
 (``--steps observe,infnet`` on a lake that already has its raw tables); ``--step-args
 STEP=ARGS`` adds a step's own options. At the end a table gives each step's seconds, the
 tables and rows it committed and the driver's peak memory; ``--summary`` also writes them,
-with each job's JSON summary, as JSON. A failed step stops the run with its exit code; the
-steps before it stay in the lake, and the same command run again skips what is committed.
+with each job's JSON summary, as JSON, rewritten after every step. A failed step stops the
+run with its exit code; the steps before it stay in the lake, and the same command run again
+skips what is committed.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ import sys
 from pathlib import Path
 
 if not __package__:
-    # Run as a file (spark-submit jobs/pipeline.py): the repository root takes this folder's place
-    # on the path, so that its packages import and jobs/pipeline.py cannot hide `pipeline`.
+    # Run as a file (spark-submit jobs/<name>.py): the repository root takes this folder's
+    # place on the path, so its packages import and jobs/pipeline.py cannot hide `pipeline`.
     _here = Path(__file__).resolve().parent
     sys.path[:] = [p for p in sys.path if not p or Path(p).resolve() != _here]
     sys.path.insert(0, str(_here.parent))
@@ -136,12 +137,15 @@ def main(argv: list[str] | None = None) -> int:
         number = steps.index(step) + 1
         print(f"\n== [{number}/{len(steps)}] {step.name}\n$ {step.command}", flush=True)
 
-    results = run_steps(Lake(args.lake), steps, jvm_pid=_jvm_pid(spark), on_start=announce)
+    def save(results) -> None:  # after every step: a stopped run keeps what it measured
+        if args.summary:
+            Path(args.summary).write_text(
+                json.dumps([r.to_dict() for r in results], indent=2, default=str))
+
+    results = run_steps(Lake(args.lake), steps, jvm_pid=_jvm_pid(spark), on_start=announce,
+                        on_end=save)
     print()
     print(summary_table(results))
-    if args.summary:
-        Path(args.summary).write_text(
-            json.dumps([r.to_dict() for r in results], indent=2, default=str))
     failed = next((r for r in results if r.exit_code), None)
     if failed is not None:
         reason = f" ({failed.error})" if failed.error else ""

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 if not __package__:
-    # Run as a file (spark-submit jobs/report.py): the repository root takes this folder's place
-    # on the path, so that its packages import and jobs/pipeline.py cannot hide `pipeline`.
+    # Run as a file (spark-submit jobs/<name>.py): the repository root takes this folder's
+    # place on the path, so its packages import and jobs/pipeline.py cannot hide `pipeline`.
     _here = Path(__file__).resolve().parent
     sys.path[:] = [p for p in sys.path if not p or Path(p).resolve() != _here]
     sys.path.insert(0, str(_here.parent))

@@ -133,9 +133,11 @@ def run_steps(
     steps: Sequence[Step],
     jvm_pid: int | None = None,
     on_start: Callable[[Step], None] | None = None,
+    on_end: Callable[[list[StepResult]], None] | None = None,
 ) -> list[StepResult]:
     """Run ``steps`` in order until one fails (a non-zero exit code, or an exception, which
-    counts as exit code 1 and is logged with its traceback); one result per step run."""
+    counts as exit code 1 and is logged with its traceback); one result per step run.
+    ``on_start(step)`` is called before each step, ``on_end(results so far)`` after each."""
     results = []
     for step in steps:
         if on_start is not None:
@@ -161,6 +163,8 @@ def run_steps(
         log.info("%s: exit %d, %.1f s, %s rows in %d tables", step.name, result.exit_code,
                  seconds, f"{result.rows:,}", len(result.tables))
         results.append(result)
+        if on_end is not None:
+            on_end(results)
         if result.exit_code:
             break
     return results

@@ -37,8 +37,10 @@ def test_each_step_counts_its_own_commits_and_a_failure_stops_the_run(spark, lak
         Step("broken", fail, [], "python -m jobs.broken"),
         Step("never", write(5), [], "python -m jobs.never"),
     ]
-    results = run_steps(lake, steps)
+    seen = []
+    results = run_steps(lake, steps, on_end=lambda done: seen.append([r.name for r in done]))
     assert calls == [["--a"], [], []]  # "never" did not run
+    assert seen == [["first"], ["first", "second"], ["first", "second", "broken"]]
     assert [r.name for r in results] == ["first", "second", "broken"]
     # Both writes went to raw/things; each step counts only its own commit.
     assert [r.tables for r in results] == [{"raw/things": 3}, {"raw/things": 2}, {}]
