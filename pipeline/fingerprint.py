@@ -29,13 +29,15 @@ RUN_COLUMNS = frozenset({
 JSON_COLUMNS = frozenset({"json"})
 
 
-def _strip(value: object, drop: frozenset[str], digits: int) -> object:
+def _strip(value: object, drop: frozenset[str], digits: int | None) -> object:
+    """A JSON value without the ``drop`` keys and ``*seconds`` keys, floats to ``digits``
+    significant digits (None: as they are)."""
     if isinstance(value, dict):
         return {k: _strip(v, drop, digits) for k, v in value.items()
                 if k not in drop and not k.endswith("seconds")}
     if isinstance(value, list):
         return [_strip(v, drop, digits) for v in value]
-    if isinstance(value, float):
+    if isinstance(value, float) and digits is not None:
         return float(f"{value:.{digits}g}")
     return value
 
@@ -80,15 +82,6 @@ def _tables(root: str) -> dict[str, str]:
     return out
 
 
-def _canonical(value: object, drop: frozenset[str]) -> object:
-    if isinstance(value, dict):
-        return {k: _canonical(v, drop) for k, v in sorted(value.items())
-                if k not in drop and not k.endswith("seconds")}
-    if isinstance(value, list):
-        return [_canonical(v, drop) for v in value]
-    return value
-
-
 def _close(a: object, b: object, rtol: float) -> bool:
     if isinstance(a, float) or isinstance(b, float):
         if not isinstance(a, int | float) or not isinstance(b, int | float):
@@ -109,12 +102,12 @@ def _rows(table: pa.Table, drop: frozenset[str]) -> tuple[list[str], list[tuple]
     for name in names:
         values = table.column(name).to_pylist()
         if name in JSON_COLUMNS and pat.is_string(table.column(name).type):
-            values = [None if v is None else _canonical(json.loads(v), drop) for v in values]
+            values = [None if v is None else _strip(json.loads(v), drop, None) for v in values]
         columns.append(values)
     rows = list(zip(*columns, strict=True)) if columns else []
     # Sorted by the rows' text with floats to 6 digits: rows equal up to last bits sort alike.
     return names, sorted(rows, key=lambda row: json.dumps(_strip(list(row), frozenset(), 6),
-                                                          default=str))
+                                                          default=str, sort_keys=True))
 
 
 def table_differences(a: pa.Table, b: pa.Table, drop: frozenset[str] = RUN_COLUMNS,
